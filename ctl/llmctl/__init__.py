@@ -1,0 +1,1 @@
+"""llmctl: the command-line client of llmd."""

@@ -1,0 +1,140 @@
+"""The one error hierarchy of llmd. It knows nothing of transports.
+
+Each transport maps these classes once: ``api/errors.py`` (HTTP status and body),
+``bus/errors.py`` (``org.llmd.Error.<Name>``) and ``llmctl/errors.py`` (message and exit code).
+The message of an error is what the caller sees, so it follows Ollama's wording where one exists.
+
+    LlmdError
+    ├── InvalidRequest              the caller sent something wrong (HTTP 400)
+    │   ├── InvalidModelName
+    │   ├── InvalidDigest
+    │   ├── DigestMismatch
+    │   ├── ModelfileError
+    │   ├── InvalidModelFile        not GGUF, truncated, unreadable metadata
+    │   ├── InvalidOption           a wrongly typed or unknown option / parameter
+    │   └── UnsupportedCapability   tools, images, thinking... on a model without them
+    ├── NotFound                    (HTTP 404)
+    │   ├── ModelNotFound
+    │   └── BlobNotFound
+    ├── AccessDenied                a state change by a caller without the right
+    ├── RequestCanceled             the client went away (HTTP 499)
+    ├── QueueFull                   (HTTP 503)
+    ├── InsufficientMemory          a model that cannot fit even alone
+    ├── RunnerError                 a model process failed
+    │   ├── RunnerLoadFailed
+    │   └── RunnerCrashed
+    ├── RegistryError               a registry refused or broke a pull / push
+    │   └── RegistryAuthError
+    └── ConfigError                 an invalid configuration source, key or value
+"""
+
+from __future__ import annotations
+
+
+class LlmdError(Exception):
+    """Base of every error llmd reports to a caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(LlmdError):
+    """The request itself is wrong; retrying it unchanged cannot succeed."""
+
+
+class InvalidModelName(InvalidRequest):
+    pass
+
+
+class InvalidDigest(InvalidRequest):
+    pass
+
+
+class DigestMismatch(InvalidRequest):
+    pass
+
+
+class ModelfileError(InvalidRequest):
+    """A Modelfile that does not parse; the message carries the line number."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+        self.line = line
+
+
+class InvalidModelFile(InvalidRequest):
+    pass
+
+
+class InvalidOption(InvalidRequest):
+    pass
+
+
+class UnsupportedCapability(InvalidRequest):
+    pass
+
+
+class NotFound(LlmdError):
+    pass
+
+
+class ModelNotFound(NotFound):
+    pass
+
+
+class BlobNotFound(NotFound):
+    pass
+
+
+class AccessDenied(LlmdError):
+    pass
+
+
+class RequestCanceled(LlmdError):
+    def __init__(self, message: str = "request canceled") -> None:
+        super().__init__(message)
+
+
+class QueueFull(LlmdError):
+    def __init__(
+        self, message: str = "server busy, please try again.  maximum pending requests exceeded"
+    ) -> None:
+        super().__init__(message)
+
+
+class InsufficientMemory(LlmdError):
+    pass
+
+
+class RunnerError(LlmdError):
+    pass
+
+
+class RunnerLoadFailed(RunnerError):
+    pass
+
+
+class RunnerCrashed(RunnerError):
+    pass
+
+
+class RegistryError(LlmdError):
+    pass
+
+
+class RegistryAuthError(RegistryError):
+    pass
+
+
+class ConfigError(LlmdError):
+    """An invalid configuration: the message names the source, the key and what is wrong."""
+
+    def __init__(self, source: str, key: str | None, problem: str) -> None:
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+        self.source = source
+        self.key = key
