@@ -1,0 +1,1 @@
+"""One module per command group, each with ``register(subparsers)``; listed in llmctl.parser."""

@@ -1,0 +1,170 @@
+"""``llmd serve``: wire Config, Store, Scheduler and the app together and run uvicorn.
+
+Seams for systemd integration: ``serve(config, sockets=..., on_ready=..., lifespan=...)``.
+Pass the socket-activated listeners as ``sockets`` (already bound; uvicorn only accepts on
+them), and ``on_ready`` to send READY=1 once uvicorn is accepting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib.util
+import inspect
+import logging
+import socket
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from llmd.api.app import AppState, Lifespan, build_app
+from llmd.config import Config
+from llmd.errors import ConfigError, LlmdError
+from llmd.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _source_of(config: Config, env_var: str) -> str:
+    """Where a setting came from, for ``llmd: <source>: <key>: <problem>`` messages."""
+    sources = [s.strip() for s in config.source.split(",")]
+    if env_var in sources:
+        return env_var
+    files = [s for s in sources if s.startswith("/") or s.endswith((".yaml", ".yml"))]
+    return files[-1] if files else "defaults"
+
+
+def listen_socket(config: Config) -> socket.socket:
+    """A listening TCP socket on ``config.host``; ConfigError when the address is unusable."""
+    address = config.host
+    host = address.host or None  # "" binds every interface, as Go's net.Listen(":port") does
+    where = f"{address.host or '*'}:{address.port}"
+    source = _source_of(config, "OLLAMA_HOST")
+    try:
+        infos = socket.getaddrinfo(
+            host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(source, "host", f"cannot resolve {where}: {exc.strerror}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        sock.close()
+        problem = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            problem = "address already in use"
+        raise ConfigError(source, "host", f"cannot listen on {where}: {problem.lower()}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def open_store(config: Config) -> Store:
+    try:
+        return Store(config.models, noprune=config.noprune)
+    except OSError as exc:
+        problem = (exc.strerror or str(exc)).lower()
+        source = _source_of(config, "OLLAMA_MODELS")
+        raise ConfigError(source, "models", f"{config.models}: {problem}") from None
+
+
+def make_scheduler(config: Config, store: Store) -> Any:
+    """The scheduler when ``llmd.scheduler`` exists; None serves the store alone."""
+    if importlib.util.find_spec("llmd.scheduler") is None:
+        return None
+    from llmd.scheduler import Scheduler  # type: ignore[import-not-found,unused-ignore]
+
+    return Scheduler(config)
+
+
+async def _maybe_await(result: object) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+@contextlib.asynccontextmanager
+async def _run_scheduler(scheduler: Any) -> AsyncIterator[None]:
+    """Start and stop the scheduler with the app, if it has a lifecycle."""
+    if scheduler is None:
+        yield
+    elif hasattr(scheduler, "__aenter__"):
+        async with scheduler:
+            yield
+    else:
+        start = getattr(scheduler, "start", None)
+        if start is not None:
+            await _maybe_await(start())
+        try:
+            yield
+        finally:
+            for name in ("aclose", "close", "shutdown"):
+                stop = getattr(scheduler, name, None)
+                if stop is not None:
+                    await _maybe_await(stop())
+                    break
+
+
+def build_server_app(
+    config: Config,
+    *,
+    middleware: Sequence[Middleware] = (),
+    lifespan: Lifespan | None = None,
+) -> Starlette:
+    store = open_store(config)
+    state = AppState(config=config, store=store, scheduler=make_scheduler(config, store))
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _run_scheduler(state.scheduler):
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+
+    return build_app(state, middleware=middleware, lifespan=_lifespan)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
+
+
+async def serve(
+    config: Config,
+    sockets: Sequence[socket.socket] | None = None,
+    on_ready: Callable[[], None] | None = None,
+    *,
+    middleware: Sequence[Middleware] = (),
+    lifespan: Lifespan | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM. Raises ConfigError before serving if the setup is unusable."""
+    app = build_server_app(config, middleware=middleware, lifespan=lifespan)
+    listeners = list(sockets) if sockets else [listen_socket(config)]
+    server = _Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=config.debug > 0,
+            lifespan="on",
+            timeout_graceful_shutdown=int(config.drain_timeout) or None,
+            server_header=False,
+        ),
+        on_ready,
+    )
+    log.info("listening", extra={"address": config.host.url, "models": str(config.models)})
+    await server.serve(sockets=listeners)
+    if not server.started:
+        # uvicorn has logged why (a lifespan failure); the caller only needs a non-zero exit
+        raise LlmdError("startup failed; see the log above")
