@@ -1,0 +1,410 @@
+"""The llama.cpp model, its one shared context, and continuous batching over parallel slots.
+
+This module does no I/O: ``runner/__main__.py`` feeds it requests and ships the events that
+``step()`` returns. One ``step()`` is one ``llama_decode``: a token for every generating slot plus
+prompt chunks of newly admitted requests, up to ``num_batch`` tokens in all, so a new request starts
+its prompt while the others keep generating.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import llama_cpp as lc
+import numpy as np
+
+from llmd.errors import InvalidRequest, RunnerError, RunnerLoadFailed
+from llmd.runner.request import (
+    Completed,
+    CompletionRequest,
+    LoadOptions,
+    TextDelta,
+    TokenLogprob,
+)
+from llmd.runner.sampling import SamplerChain
+from llmd.runner.textstream import TextStream
+from llmd.runner.vocab import Vocab
+
+Event = tuple[int, TextDelta | Completed]
+
+
+@dataclass
+class _Job:
+    id: int
+    request: CompletionRequest
+    prompt: list[int]
+    pending: list[int]
+    sampler: SamplerChain
+    text: TextStream
+    admitted_ns: int
+    output: list[int] = field(default_factory=list)
+    next_token: int | None = None
+    first_token_ns: int = 0
+    prompt_tokens_done: bool = False
+
+
+@dataclass
+class _Slot:
+    seq: int
+    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    job: _Job | None = None
+
+
+class Engine:
+    """A loaded model with ``num_parallel`` slots over one context of ``num_ctx × num_parallel``."""
+
+    def __init__(self, path: Path, load: LoadOptions, threads: int) -> None:
+        self.load = load
+        self._threads = threads
+        mparams = lc.llama_model_default_params()
+        if load.use_mmap is not None:
+            mparams.use_mmap = load.use_mmap
+        if load.num_gpu >= 0:
+            mparams.n_gpu_layers = load.num_gpu
+        mparams.main_gpu = load.main_gpu
+        if not path.is_file():
+            raise RunnerLoadFailed(f"unable to load model: {path}: no such file")
+        self._model = lc.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self._model:
+            raise RunnerLoadFailed(f"unable to load model: {path}")
+        self.vocab = Vocab(self._model)
+        self.n_ctx_train = int(lc.llama_model_n_ctx_train(self._model))
+        self.n_embd = int(lc.llama_model_n_embd(self._model))
+        self._ctx: ctypes.c_void_p | None = None
+        self._embed_ctx: ctypes.c_void_p | None = None
+        self._slots: list[_Slot] = []
+        self._waiting: deque[_Job] = deque()
+        if load.embedding:
+            self._embed_ctx = self._new_embedding_context()
+            self.n_ctx_seq = load.num_ctx
+            return
+        n_parallel = max(1, load.num_parallel)
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = load.num_ctx * n_parallel
+        cparams.n_batch = max(load.num_batch, n_parallel)
+        cparams.n_ubatch = min(cparams.n_batch, 512)
+        cparams.n_seq_max = n_parallel
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        # One KV stream per sequence: each slot gets exactly num_ctx cells, as Ollama promises.
+        cparams.kv_unified = False
+        self._ctx = lc.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            self.close()
+            raise RunnerLoadFailed(
+                f"unable to create a context of {load.num_ctx * n_parallel} tokens for {path}"
+            )
+        self._mem = lc.llama_get_memory(self._ctx)
+        self.n_ctx_seq = int(lc.llama_n_ctx_seq(self._ctx))
+        self._n_batch = int(lc.llama_n_batch(self._ctx))
+        self._batch = lc.llama_batch_init(self._n_batch, 0, 1)
+        self._slots = [_Slot(seq) for seq in range(n_parallel)]
+
+    # --- requests ------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._waiting) or any(s.job is not None for s in self._slots)
+
+    def submit(self, job_id: int, request: CompletionRequest) -> None:
+        """Admit a completion; raises InvalidRequest when it cannot run at all."""
+        if self._ctx is None:
+            raise InvalidRequest("this model does not support generate")
+        tokens = list(request.context) + self.vocab.tokenize(request.prompt, request.add_special)
+        if not tokens:
+            tokens = [self.vocab.bos] if self.vocab.bos >= 0 else []
+        if not tokens:
+            raise InvalidRequest("the prompt is empty")
+        tokens = self._fit(tokens, request)
+        job = _Job(
+            id=job_id,
+            request=request,
+            prompt=tokens,
+            pending=[],
+            sampler=SamplerChain(self.vocab.ptr, self.vocab.n_tokens, request.sampling),
+            text=TextStream(request.sampling.stop),
+            admitted_ns=time.perf_counter_ns(),
+        )
+        self._waiting.append(job)
+        self._admit()
+
+    def _fit(self, tokens: list[int], request: CompletionRequest) -> list[int]:
+        limit = self.n_ctx_seq - 1  # room for at least one generated token
+        if len(tokens) <= limit:
+            return tokens
+        if not request.truncate:
+            raise InvalidRequest("the input length exceeds the context length")
+        # Ollama keeps the first num_keep tokens and drops the oldest of the rest; leave a quarter
+        # of the context for the answer since this runner does not shift the context.
+        keep = max(0, min(request.sampling.num_keep, limit // 2))
+        room = max(1, limit - keep - self.n_ctx_seq // 4)
+        return tokens[:keep] + tokens[len(tokens) - room :]
+
+    def cancel(self, job_id: int) -> bool:
+        for job in list(self._waiting):
+            if job.id == job_id:
+                self._waiting.remove(job)
+                job.sampler.free()
+                return True
+        for slot in self._slots:
+            if slot.job is not None and slot.job.id == job_id:
+                self._release(slot)
+                self._admit()
+                return True
+        return False
+
+    def _admit(self) -> None:
+        while self._waiting:
+            free = [s for s in self._slots if s.job is None]
+            if not free:
+                return
+            job = self._waiting.popleft()
+            slot = max(free, key=lambda s: (_common_prefix(s.cached, job.prompt), -s.seq))
+            reuse = _common_prefix(slot.cached, job.prompt)
+            if reuse == len(job.prompt):
+                reuse -= 1  # the last prompt token must be decoded again to get its logits
+            if not lc.llama_memory_seq_rm(self._mem, slot.seq, reuse, -1):
+                lc.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                reuse = 0
+            del slot.cached[reuse:]
+            job.pending = job.prompt[reuse:]
+            slot.job = job
+
+    def _release(self, slot: _Slot) -> None:
+        if slot.job is not None:
+            slot.job.sampler.free()
+            slot.job = None
+
+    # --- one decode step -----------------------------------------------------------------------
+
+    def step(self) -> list[Event]:
+        """Decode one batch and sample every slot that produced logits."""
+        batch = self._batch
+        n = 0
+        outputs: list[tuple[_Slot, int]] = []
+
+        def add(slot: _Slot, token: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = len(slot.cached)
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = slot.seq
+            batch.logits[n] = logits
+            slot.cached.append(token)
+            if logits:
+                outputs.append((slot, n))
+            n += 1
+
+        active = [s for s in self._slots if s.job is not None]
+        for slot in active:
+            job = slot.job
+            assert job is not None
+            if job.next_token is not None:
+                add(slot, job.next_token, True)
+                job.next_token = None
+        # Prompts fill what is left of the batch, oldest admission first.
+        for slot in sorted(active, key=lambda s: s.job.admitted_ns if s.job else 0):
+            job = slot.job
+            assert job is not None
+            if not job.pending or n >= self._n_batch:
+                continue
+            chunk = job.pending[: self._n_batch - n]
+            del job.pending[: len(chunk)]
+            for i, token in enumerate(chunk):
+                add(slot, token, not job.pending and i == len(chunk) - 1)
+        if n == 0:
+            return []
+        batch.n_tokens = n
+        rc = lc.llama_decode(self._ctx, batch)
+        if rc != 0:
+            return self._fail_all(f"llama_decode failed with status {rc}")
+        events: list[Event] = []
+        for slot, index in outputs:
+            events.extend(self._sample(slot, index))
+        self._admit()
+        return events
+
+    def _sample(self, slot: _Slot, index: int) -> list[Event]:
+        job = slot.job
+        assert job is not None
+        logprobs: tuple[TokenLogprob, ...] = ()
+        if job.request.logprobs:
+            logprobs_of = self._logprobs(index, job.request.top_logprobs)
+        token = job.sampler.sample(self._ctx, index)
+        now = time.perf_counter_ns()
+        if not job.first_token_ns:
+            job.first_token_ns = now
+        if self.vocab.is_eog(token):
+            return self._finish(slot, "stop")
+        job.output.append(token)
+        piece = self.vocab.piece(token)
+        if job.request.logprobs:
+            logprobs = (logprobs_of(token),)
+        text = job.text.push(piece)
+        events: list[Event] = []
+        if text or logprobs:
+            events.append((job.id, TextDelta(text, logprobs)))
+        options = job.request.sampling
+        if job.text.stopped:
+            events.extend(self._finish(slot, "stop"))
+        elif 0 < options.num_predict <= len(job.output) or len(slot.cached) >= self.n_ctx_seq:
+            events.extend(self._finish(slot, "length"))
+        else:
+            job.next_token = token
+        return events
+
+    def _logprobs(self, index: int, top: int):  # type: ignore[no-untyped-def]
+        pointer = lc.llama_get_logits_ith(self._ctx, index)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.vocab.n_tokens,)).astype(np.float64)
+        peak = logits.max()
+        logsum = peak + np.log(np.exp(logits - peak).sum())
+        values = logits - logsum
+        best = np.argsort(-values)[: max(0, min(top, 20))] if top > 0 else []
+
+        def entry(token: int) -> TokenLogprob:
+            piece = self.vocab.piece(token)
+            return TokenLogprob(
+                token=piece.decode("utf-8", errors="replace"),
+                logprob=float(values[token]),
+                bytes=tuple(piece),
+            )
+
+        def of(token: int) -> TokenLogprob:
+            chosen = entry(token)
+            tops = tuple(entry(int(t)) for t in best)
+            return TokenLogprob(chosen.token, chosen.logprob, chosen.bytes, tops)
+
+        return of
+
+    def _finish(self, slot: _Slot, reason: str) -> list[Event]:
+        job = slot.job
+        assert job is not None
+        now = time.perf_counter_ns()
+        events: list[Event] = []
+        tail = job.text.flush()
+        if tail:
+            events.append((job.id, TextDelta(tail)))
+        first = job.first_token_ns or now
+        events.append(
+            (
+                job.id,
+                Completed(
+                    done_reason="stop" if reason == "stop" else "length",
+                    prompt_eval_count=len(job.prompt),
+                    prompt_eval_duration=first - job.admitted_ns,
+                    eval_count=len(job.output),
+                    eval_duration=now - first,
+                    context=tuple(job.prompt + job.output),
+                ),
+            )
+        )
+        self._release(slot)
+        return events
+
+    def _fail_all(self, message: str) -> NoReturn:
+        """A decode error: every running request fails and the KV cache starts clean."""
+        failed = [s.job.id for s in self._slots if s.job is not None]
+        for slot in self._slots:
+            self._release(slot)
+            slot.cached.clear()
+        lc.llama_memory_clear(self._mem, True)
+        raise StepFailed(failed, RunnerError(message))
+
+    # --- embeddings ----------------------------------------------------------------------------
+
+    def _new_embedding_context(self) -> ctypes.c_void_p:
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = self.load.num_ctx
+        # A pooled embedding needs the whole input in one ubatch.
+        cparams.n_batch = cparams.n_ubatch = self.load.num_ctx
+        cparams.n_seq_max = 1
+        cparams.n_threads = cparams.n_threads_batch = self._threads
+        cparams.embeddings = True
+        # SmolLM2 and other causal LMs have no pooling layer of their own: average the tokens.
+        cparams.pooling_type = lc.LLAMA_POOLING_TYPE_MEAN
+        cparams.no_perf = True
+        ctx = lc.llama_init_from_model(self._model, cparams)
+        if not ctx:
+            raise RunnerError("unable to create an embedding context")
+        return ctx
+
+    def embed(self, inputs: list[str], truncate: bool) -> tuple[list[list[float]], int]:
+        if self._embed_ctx is None:
+            self._embed_ctx = self._new_embedding_context()
+        ctx = self._embed_ctx
+        memory = lc.llama_get_memory(ctx)
+        limit = self.load.num_ctx
+        batch = lc.llama_batch_init(limit, 0, 1)
+        vectors: list[list[float]] = []
+        count = 0
+        try:
+            for text in inputs:
+                tokens = self.vocab.tokenize(text, True) or [max(self.vocab.bos, 0)]
+                if len(tokens) > limit:
+                    if not truncate:
+                        raise InvalidRequest("the input length exceeds the context length")
+                    tokens = tokens[:limit]
+                lc.llama_memory_clear(memory, True)
+                for i, token in enumerate(tokens):
+                    batch.token[i] = token
+                    batch.pos[i] = i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = True
+                batch.n_tokens = len(tokens)
+                rc = lc.llama_decode(ctx, batch)
+                if rc != 0:
+                    raise RunnerError(f"llama_decode failed with status {rc}")
+                pointer = lc.llama_get_embeddings_seq(ctx, 0)
+                if not pointer:
+                    raise RunnerError("the model returned no pooled embedding")
+                vector = np.ctypeslib.as_array(pointer, shape=(self.n_embd,)).astype(np.float64)
+                norm = float(np.linalg.norm(vector))
+                vectors.append((vector / norm if norm > 0 else vector).tolist())
+                count += len(tokens)
+        finally:
+            lc.llama_batch_free(batch)
+        return vectors, count
+
+    # --- teardown ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for slot in self._slots:
+            self._release(slot)
+        for job in self._waiting:
+            job.sampler.free()
+        self._waiting.clear()
+        if self._slots:
+            lc.llama_batch_free(self._batch)
+            self._slots = []
+        for name in ("_ctx", "_embed_ctx"):
+            ctx = getattr(self, name)
+            if ctx:
+                lc.llama_free(ctx)
+                setattr(self, name, None)
+        if self._model:
+            lc.llama_model_free(self._model)
+            self._model = None
+
+
+class StepFailed(Exception):
+    """A decode step failed: these requests are lost, the runner itself carries on."""
+
+    def __init__(self, job_ids: list[int], error: RunnerError) -> None:
+        super().__init__(str(error))
+        self.job_ids = job_ids
+        self.error = error
+
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

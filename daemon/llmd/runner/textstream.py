@@ -1,0 +1,58 @@
+"""Turn a slot's token pieces into the text deltas a client sees.
+
+Two things are held back until they are settled: the trailing bytes of a UTF-8 character that a
+token split (byte-fallback tokens do this), and any tail that could still become a stop string.
+A stop string itself is never emitted (Ollama trims it from the response).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Sequence
+
+
+class TextStream:
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stops = tuple(s for s in stops if s)
+        self._held = ""
+        self.stopped = False
+
+    def push(self, piece: bytes) -> str:
+        """Add a token's bytes; return the text that is now safe to emit."""
+        if self.stopped:
+            return ""
+        self._held += self._decoder.decode(piece)
+        if not self._stops:
+            out, self._held = self._held, ""
+            return out
+        first = min(
+            (i for i in (self._held.find(s) for s in self._stops) if i >= 0), default=-1
+        )
+        if first >= 0:
+            self.stopped = True
+            out, self._held = self._held[:first], ""
+            return out
+        keep = self._partial_stop_length()
+        cut = len(self._held) - keep
+        out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+    def _partial_stop_length(self) -> int:
+        """Length of the longest tail of the held text that starts some stop string."""
+        held = self._held
+        best = 0
+        for stop in self._stops:
+            for n in range(min(len(stop) - 1, len(held)), best, -1):
+                if held.endswith(stop[:n]):
+                    best = n
+                    break
+        return best
+
+    def flush(self) -> str:
+        """The generation ended without a stop string: everything held is real output."""
+        if self.stopped:
+            return ""
+        out = self._held + self._decoder.decode(b"", final=True)
+        self._held = ""
+        return out
