@@ -109,12 +109,24 @@ async def _run_scheduler(scheduler: Any) -> AsyncIterator[None]:
                     break
 
 
+def default_middleware(config: Config) -> list[Middleware]:
+    """CORS and the Host check from ``llmd.api.web`` when present (outermost first)."""
+    if importlib.util.find_spec("llmd.api.web") is None:
+        return []
+    from llmd.api import web
+
+    return list(web.middleware(config))
+
+
 def build_server_app(
     config: Config,
     *,
-    middleware: Sequence[Middleware] = (),
+    middleware: Sequence[Middleware] | None = None,
     lifespan: Lifespan | None = None,
 ) -> Starlette:
+    """The app ``serve`` runs; ``middleware`` None means ``default_middleware(config)``."""
+    if middleware is None:
+        middleware = default_middleware(config)
     store = open_store(config)
     state = AppState(config=config, store=store, scheduler=make_scheduler(config, store))
 
@@ -146,7 +158,7 @@ async def serve(
     sockets: Sequence[socket.socket] | None = None,
     on_ready: Callable[[], None] | None = None,
     *,
-    middleware: Sequence[Middleware] = (),
+    middleware: Sequence[Middleware] | None = None,
     lifespan: Lifespan | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Raises ConfigError before serving if the setup is unusable."""
