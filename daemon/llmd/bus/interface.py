@@ -1,0 +1,173 @@
+"""The D-Bus interface ``org.llmd.Manager1`` and its named errors, shared by llmd and llmctl.
+
+llmd exports a subclass (``bus/service.py``) that overrides these members; llmctl calls
+``Manager1.new_proxy(BUS_NAME, OBJECT_PATH, bus)`` on this very class. Sharing the error classes
+matters: sdbus turns a reply named ``org.llmd.Error.AccessDenied`` back into ``AccessDeniedError``
+only where that class is defined, otherwise it arrives as ``SdBusUnmappedMessageError``.
+
+The interface only gains members; a breaking change is ``org.llmd.Manager2``.
+
+Structs (signatures):
+    loaded model  ``(sttu)``  name, size in bytes, expiry in unix seconds (0 = forever), in-flight
+    running model ``(sttuu)`` the same, then the context length
+    stored model  ``(sstt)``  name, digest (hex), size in bytes, modified in unix seconds
+"""
+
+from __future__ import annotations
+
+from sdbus import (
+    DbusFailedError,
+    DbusInterfaceCommonAsync,
+    DbusUnprivilegedFlag,
+    dbus_method_async,
+    dbus_property_async,
+    dbus_signal_async,
+)
+
+BUS_NAME = "org.llmd.Manager1"
+OBJECT_PATH = "/org/llmd/Manager1"
+INTERFACE_NAME = "org.llmd.Manager1"
+ERROR_PREFIX = "org.llmd.Error."
+POLKIT_ACTION = "org.llmd.manage"
+
+LoadedModel = tuple[str, int, int, int]
+RunningModel = tuple[str, int, int, int, int]
+StoredModel = tuple[str, str, int, int]
+
+
+# --- errors: one class per name, ``org.llmd.Error.<Name>`` --------------------------------------
+
+
+class LlmdBusError(DbusFailedError):
+    """Any failure llmd reports over the bus; the message is the one an HTTP caller would get."""
+
+    dbus_error_name = ERROR_PREFIX + "Failed"
+
+
+class AccessDeniedError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "AccessDenied"
+
+
+class InvalidRequestError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "InvalidRequest"
+
+
+class InvalidModelNameError(InvalidRequestError):
+    dbus_error_name = ERROR_PREFIX + "InvalidModelName"
+
+
+class InvalidOptionError(InvalidRequestError):
+    dbus_error_name = ERROR_PREFIX + "InvalidOption"
+
+
+class ModelNotFoundError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "ModelNotFound"
+
+
+class NotFoundError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "NotFound"
+
+
+class QueueFullError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "QueueFull"
+
+
+class InsufficientMemoryError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "InsufficientMemory"
+
+
+class RunnerError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "RunnerError"
+
+
+class RegistryError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "RegistryError"
+
+
+class ConfigError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "ConfigError"
+
+
+class NotSupportedError(LlmdBusError):
+    dbus_error_name = ERROR_PREFIX + "NotSupported"
+
+
+# --- the interface -------------------------------------------------------------------------------
+# Every method carries DbusUnprivilegedFlag: on a system bus sd-bus otherwise rejects callers
+# other than root and the owner before llmd sees the call. llmd authorizes each call itself.
+
+
+class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
+    @dbus_property_async("s")
+    def version(self) -> str:
+        raise NotImplementedError
+
+    @dbus_property_async("t")
+    def started_at(self) -> int:
+        """Unix seconds when the daemon started."""
+        raise NotImplementedError
+
+    @dbus_property_async("a(sttu)")
+    def loaded_models(self) -> list[LoadedModel]:
+        raise NotImplementedError
+
+    @dbus_property_async("u")
+    def queue_depth(self) -> int:
+        raise NotImplementedError
+
+    @dbus_property_async("t")
+    def memory_budget(self) -> int:
+        """Bytes the scheduler may fill with models."""
+        raise NotImplementedError
+
+    @dbus_method_async(result_signature="a(sstt)", flags=DbusUnprivilegedFlag)
+    async def list_models(self) -> list[StoredModel]:
+        raise NotImplementedError
+
+    @dbus_method_async(result_signature="a(sttuu)", flags=DbusUnprivilegedFlag)
+    async def list_running(self) -> list[RunningModel]:
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="ss", flags=DbusUnprivilegedFlag)
+    async def load(self, name: str, keep_alive: str) -> None:
+        """Preload ``name``; keep_alive as Ollama takes it ("" = default, "-1" = pin)."""
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)
+    async def unload(self, name: str) -> None:
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)
+    async def delete(self, name: str) -> None:
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="ss", flags=DbusUnprivilegedFlag)
+    async def copy(self, source: str, destination: str) -> None:
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)
+    async def pull(self, name: str) -> None:
+        """Returns once pulled; progress arrives as PullProgress signals meanwhile."""
+        raise NotImplementedError
+
+    @dbus_method_async(flags=DbusUnprivilegedFlag)
+    async def reload_config(self) -> None:
+        raise NotImplementedError
+
+    @dbus_signal_async("s")
+    def model_loaded(self) -> str:
+        raise NotImplementedError
+
+    @dbus_signal_async("ss")
+    def model_unloaded(self) -> tuple[str, str]:
+        """(name, reason): "requested", "expired", "evicted" or "crashed"."""
+        raise NotImplementedError
+
+    @dbus_signal_async("sstt")
+    def pull_progress(self) -> tuple[str, str, int, int]:
+        """(name, status, completed bytes, total bytes)."""
+        raise NotImplementedError
+
+    @dbus_signal_async()
+    def config_reloaded(self) -> None:
+        raise NotImplementedError

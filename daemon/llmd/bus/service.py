@@ -1,0 +1,315 @@
+"""The exported ``org.llmd.Manager1`` object: a thin adapter over the scheduler and the store.
+
+Arguments are validated here (names parsed, keep_alive parsed) and every LlmdError leaves as its
+``org.llmd.Error.<Name>`` (``bus/errors.py``). Reading is open to everyone; each state change
+asks ``bus/auth.py`` first.
+
+``export_manager`` opens the *system* bus explicitly: ``sd_bus_open()`` would pick a session bus
+when one is around. It runs on the caller's event loop (uvicorn's), and without a reachable
+system bus it logs one warning and yields None, so HTTP is served anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+
+from sdbus import (
+    SdBus,
+    SdBusBaseError,
+    dbus_method_async_override,
+    dbus_property_async_override,
+    get_current_message,
+    sd_bus_open_system,
+)
+
+import llmd
+from llmd.bus.auth import require_admin
+from llmd.bus.errors import reported_on_bus
+from llmd.bus.interface import (
+    BUS_NAME,
+    OBJECT_PATH,
+    LoadedModel,
+    Manager1,
+    NotSupportedError,
+    RunningModel,
+    StoredModel,
+)
+from llmd.config import Config, load_config, parse_keep_alive
+from llmd.errors import InvalidOption, ModelNotFound
+from llmd import store as model_store
+from llmd.runner.request import LoadOptions
+
+if TYPE_CHECKING:
+    from llmd.store import ModelName, Store
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL = 1.0  # seconds between looks at the scheduler for loads and unloads not made here
+
+Reload = Callable[[], Awaitable[Config] | Config]
+
+
+def _name_of(model: Any) -> str:
+    name = getattr(model, "name", model)
+    return str(getattr(name, "short", name))
+
+
+def _unix_seconds(expires_at: Any) -> int:
+    """Expiry on the bus: unix seconds, 0 for forever (or not yet counting down)."""
+    if expires_at is None:
+        return 0
+    if isinstance(expires_at, datetime):
+        return int(expires_at.timestamp())
+    value = float(expires_at)
+    if math.isinf(value) or value <= 0:
+        return 0
+    if value < 1e9:  # a monotonic deadline: translate it to wall-clock time
+        value = time.time() + (value - time.monotonic())
+    return int(value)
+
+
+def _parse_name(text: str) -> ModelName:
+    return model_store.ModelName.parse(text)  # type: ignore[no-any-return]
+
+
+async def _resolve(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
+
+
+class ManagerService(Manager1):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        scheduler: Any,
+        *,
+        reload: Reload | None = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._store = store
+        self._scheduler = scheduler
+        self._reload = reload
+        self._started_at = int(time.time())
+        self._bus: SdBus | None = None
+        self._running: list[Any] = []  # the last look at scheduler.running()
+        self._announced: set[str] = set()
+        self._last_expiry: dict[str, int] = {}
+
+    # --- properties (read by anyone) -------------------------------------------------------
+
+    @dbus_property_async_override()
+    def version(self) -> str:
+        return llmd.__version__
+
+    @dbus_property_async_override()
+    def started_at(self) -> int:
+        return self._started_at
+
+    @dbus_property_async_override()
+    def loaded_models(self) -> list[LoadedModel]:
+        return [row[:4] for row in self._running_rows()]  # type: ignore[misc]
+
+    @dbus_property_async_override()
+    def queue_depth(self) -> int:
+        return int(getattr(self._scheduler, "queue_depth", 0) or 0)
+
+    @dbus_property_async_override()
+    def memory_budget(self) -> int:
+        return int(getattr(self._scheduler, "memory_budget", 0) or 0)
+
+    # --- reading methods ----------------------------------------------------------------
+
+    @dbus_method_async_override()
+    async def list_models(self) -> list[StoredModel]:
+        with reported_on_bus():
+            models = await self._store.list()
+            return [
+                (m.name.short, m.digest, m.size, int(m.modified_at.timestamp())) for m in models
+            ]
+
+    @dbus_method_async_override()
+    async def list_running(self) -> list[RunningModel]:
+        with reported_on_bus():
+            await self._refresh()
+            return self._running_rows()
+
+    # --- state changes (admins only) ------------------------------------------------------
+
+    @dbus_method_async_override()
+    async def load(self, name: str, keep_alive: str) -> None:
+        with reported_on_bus():
+            await self._authorize(f"loading {name}")
+            model = await self._store.get(_parse_name(name))
+            seconds = self._keep_alive(keep_alive)
+            await _resolve(self._scheduler.load(model, self._load_options(model), seconds))
+            await self._refresh()
+            self._announce_loaded(model.name.short)
+
+    @dbus_method_async_override()
+    async def unload(self, name: str) -> None:
+        with reported_on_bus():
+            await self._authorize(f"unloading {name}")
+            model = await self._store.get(_parse_name(name))
+            await self._refresh()
+            if model.name.short not in {_name_of(r.model) for r in self._running}:
+                raise ModelNotFound(f'couldn\'t find model "{name}" to stop')
+            await _resolve(self._scheduler.unload(model))
+            await self._refresh()
+            self._announce_unloaded(model.name.short, "requested")
+
+    @dbus_method_async_override()
+    async def delete(self, name: str) -> None:
+        with reported_on_bus():
+            await self._authorize(f"deleting {name}")
+            model_name = _parse_name(name)
+            model = await self._store.get(model_name)
+            await self._refresh()
+            if model.name.short in {_name_of(r.model) for r in self._running}:
+                await _resolve(self._scheduler.unload(model))
+                await self._refresh()
+                self._announce_unloaded(model.name.short, "deleted")
+            await self._store.delete(model_name)
+
+    @dbus_method_async_override()
+    async def copy(self, source: str, destination: str) -> None:
+        with reported_on_bus():
+            await self._authorize(f"copying {source} to {destination}")
+            await self._store.copy(_parse_name(source), _parse_name(destination))
+
+    @dbus_method_async_override()
+    async def pull(self, name: str) -> None:
+        with reported_on_bus():
+            await self._authorize(f"pulling {name}")
+            _parse_name(name)
+            # registry pull (store/transfer.py) is not wired to the bus yet
+            raise NotSupportedError("pulling over D-Bus is not supported yet; use `llmctl pull`")
+
+    @dbus_method_async_override()
+    async def reload_config(self) -> None:
+        with reported_on_bus():
+            await self._authorize("reloading the configuration")
+            if self._reload is not None:
+                config = await _resolve(self._reload())
+            else:
+                config = await asyncio.to_thread(load_config)
+                reconfigure = getattr(self._scheduler, "reconfigure", None)
+                if reconfigure is not None:
+                    await _resolve(reconfigure(config))
+            self._config = config
+            self.config_reloaded.emit(None)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _authorize(self, action: str) -> None:
+        assert self._bus is not None, "exported before use"
+        await require_admin(self._bus, get_current_message().sender, action)
+
+    def _keep_alive(self, text: str) -> float:
+        if not text.strip():
+            return self._config.keep_alive
+        try:
+            return parse_keep_alive(text.strip())
+        except ValueError as exc:
+            raise InvalidOption(str(exc)) from None
+
+    def _load_options(self, model: Any) -> LoadOptions:
+        try:
+            from llmd.options import build_options  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return LoadOptions(
+                num_ctx=self._config.context_length, num_parallel=self._config.num_parallel
+            )
+        return build_options(self._config, model, {}).load  # type: ignore[no-any-return]
+
+    async def _refresh(self) -> None:
+        running = getattr(self._scheduler, "running", None)
+        self._running = list(await _resolve(running())) if running is not None else []
+
+    def _running_rows(self) -> list[RunningModel]:
+        return [
+            (
+                _name_of(r.model),
+                int(r.size),
+                _unix_seconds(r.expires_at),
+                int(r.in_flight),
+                int(r.context_length),
+            )
+            for r in self._running
+        ]
+
+    def _announce_loaded(self, name: str) -> None:
+        if name not in self._announced:
+            self._announced.add(name)
+            self.model_loaded.emit(name)
+
+    def _announce_unloaded(self, name: str, reason: str) -> None:
+        if name in self._announced:
+            self._announced.discard(name)
+            self.model_unloaded.emit((name, reason))
+
+    async def watch(self) -> None:
+        """Signal loads and unloads made elsewhere (HTTP requests, keep_alive expiry, eviction)."""
+        while True:
+            try:
+                await self._refresh()
+            except Exception:
+                log.exception("cannot read the scheduler's running models")
+            else:
+                now = time.time()
+                rows = {row[0]: row for row in self._running_rows()}
+                for name in rows.keys() - self._announced:
+                    self._announce_loaded(name)
+                for name in self._announced - rows.keys():
+                    expiry = self._last_expiry.get(name, 0)
+                    self._announce_unloaded(name, "expired" if 0 < expiry <= now else "evicted")
+                self._last_expiry = {name: row[2] for name, row in rows.items()}
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    def attach(self, bus: SdBus) -> None:
+        self._bus = bus
+
+
+@contextlib.asynccontextmanager
+async def export_manager(
+    config: Config,
+    store: Store,
+    scheduler: Any,
+    *,
+    reload: Reload | None = None,
+    open_bus: Callable[[], SdBus] = sd_bus_open_system,
+) -> AsyncIterator[ManagerService | None]:
+    """Own ``org.llmd.Manager1`` on the system bus for the duration of the block."""
+    try:
+        bus = open_bus()
+        await bus.request_name_async(BUS_NAME, 0)
+    except (SdBusBaseError, OSError) as exc:
+        log.warning(
+            "D-Bus administration disabled: cannot own %s on the system bus",
+            BUS_NAME,
+            extra={"error": str(exc)},
+        )
+        yield None
+        return
+    service = ManagerService(config, store, scheduler, reload=reload)
+    service.attach(bus)
+    # Keep the handle: an exported object nobody references is garbage-collected and calls
+    # then fail with "Unknown object".
+    handle = service.export_to_dbus(OBJECT_PATH, bus)
+    watcher = asyncio.create_task(service.watch(), name="llmd-bus-watch") if scheduler else None
+    try:
+        yield service
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        handle.stop()
+        bus.close()

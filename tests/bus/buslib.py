@@ -1,0 +1,141 @@
+"""Helpers for the D-Bus tests: system users, a private system-type dbus-daemon, setpriv.
+
+Imported as ``bus.buslib`` (``tests/`` is on sys.path) by tests/bus and tests/ctl_admin.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / "units" / "org.llmd.Manager1.conf"
+ACTIVATION = REPO / "units" / "org.llmd.Manager1.service"
+
+MEMBER = "llmdtest-member"
+PLAIN = "llmdtest-plain"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+
+    def setpriv(self, *command: str) -> list[str]:
+        """``command`` run as this user with the groups /etc/group gives them."""
+        if self.uid == 0:
+            return list(command)
+        return [
+            "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", *command,
+        ]
+
+
+def _user(name: str) -> User:
+    entry = pwd.getpwnam(name)
+    return User(name, entry.pw_uid, entry.pw_gid)
+
+
+def ensure_users() -> dict[str, User]:
+    """``ollama`` (owns the name), a member of group ollama, and a plain user; created if missing."""
+    nologin = "/usr/sbin/nologin"
+    try:
+        grp.getgrnam("ollama")
+    except KeyError:
+        subprocess.run(["groupadd", "--system", "ollama"], check=True)
+    for name, extra in (
+        ("ollama", ["-g", "ollama"]),
+        (MEMBER, ["-U", "-G", "ollama"]),
+        (PLAIN, ["-U"]),
+    ):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "-s", nologin, *extra, name],
+                check=True,
+            )
+    if MEMBER not in grp.getgrnam("ollama").gr_mem:
+        subprocess.run(["usermod", "-aG", "ollama", MEMBER], check=True)
+    return {"root": User("root", 0, 0), **{n: _user(n) for n in ("ollama", MEMBER, PLAIN)}}
+
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  {servicedir}
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <includedir>{policy_dir}</includedir>
+</busconfig>
+"""
+
+
+@dataclass
+class SystemBus:
+    address: str
+    pid: int
+    directory: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DBUS_")}
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+        return env
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def start_bus(directory: Path, *, activatable: bool = False) -> SystemBus:
+    """A system-type dbus-daemon with the real policy; ``activatable`` adds the activation file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    policy_dir = directory / "system.d"
+    policy_dir.mkdir(exist_ok=True)
+    shutil.copy(POLICY, policy_dir / POLICY.name)
+    servicedir = ""
+    if activatable:
+        services = directory / "system-services"
+        services.mkdir(exist_ok=True)
+        shutil.copy(ACTIVATION, services / ACTIVATION.name)
+        servicedir = f"<servicedir>{services}</servicedir>"
+    config = directory / "bus.conf"
+    config.write_text(
+        BUS_CONFIG.format(
+            socket=directory / "socket", servicedir=servicedir, policy_dir=policy_dir
+        )
+    )
+    out = subprocess.run(
+        ["dbus-daemon", f"--config-file={config}", "--fork", "--print-address=1",
+         "--print-pid=1", "--nosyslog"],
+        check=True, capture_output=True, text=True,
+    )
+    address, pid = out.stdout.split()[:2]
+    return SystemBus(address, int(pid), directory)

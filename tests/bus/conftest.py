@@ -1,0 +1,82 @@
+"""A private dbus-daemon configured as a *system* bus, real users, and llmd's Manager1 on it.
+
+The bus denies owning names and method calls by default, as Debian's system.conf does, and
+includes a copy of the real ``units/org.llmd.Manager1.conf``: so the policy file, sd-bus's
+unprivileged-method check and llmd's own authorization are all exercised. Callers run as real,
+different users through ``setpriv`` (a uid without a passwd entry gets disconnected).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from bus.buslib import SystemBus, User, ensure_users, start_bus
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def users() -> dict[str, User]:
+    if os.geteuid() != 0:
+        pytest.skip("the D-Bus tests create system users and switch to them: run as root")
+    return ensure_users()
+
+
+@pytest.fixture(scope="module")
+def bus_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: that is 0700 root, and the bus socket must be reachable by
+    # the ollama user and the test callers.
+    path = Path(tempfile.mkdtemp(prefix="llmd-bus-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def system_bus(bus_dir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
+    bus = start_bus(bus_dir / "bus")
+    try:
+        yield bus
+    finally:
+        bus.stop()
+
+
+@pytest.fixture(scope="module")
+def manager(system_bus: SystemBus, bus_dir: Path, users: dict[str, User]) -> Iterator[str]:
+    """Manager1 exported by a process running as ``ollama``; yields its log path."""
+    home = bus_dir / "daemon"
+    models = home / "models"
+    models.mkdir(parents=True)
+    shutil.chown(home, "ollama", "ollama")
+    shutil.chown(models, "ollama", "ollama")
+    log = bus_dir / "manager.log"
+    env = system_bus.env()
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            users["ollama"].setpriv(PYTHON, str(HERE / "manager_process.py"), str(models)),
+            env=env, stdout=subprocess.PIPE, stderr=log_file, cwd=home,
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode().strip()
+    if line != "ready":
+        process.kill()
+        process.wait()
+        pytest.fail(f"the manager did not start ({line!r}):\n{log.read_text()}")
+    try:
+        yield str(log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

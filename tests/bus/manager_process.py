@@ -1,0 +1,55 @@
+"""The daemon side of the bus tests: ``export_manager`` on the bus in DBUS_SYSTEM_BUS_ADDRESS.
+
+Run as the ``ollama`` user by the fixtures: ``python manager_process.py MODELS_DIR``. Prints
+``ready`` once the name is owned (or ``no-bus`` when it could not be), then serves until SIGTERM.
+Uses the real Store and Scheduler when they are in the tree; until they land, minimal stand-ins
+with the same interface (see _standins) keep the bus side testable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmd.config import load_config
+
+
+def components(models: Path) -> tuple[Any, Any, Any]:
+    empty = models.parent / "llmd.yaml"
+    empty.write_text("")
+    config = load_config(empty, {"OLLAMA_MODELS": str(models), "OLLAMA_KEEP_ALIVE": "5m"})
+    try:
+        from llmd.scheduler import Scheduler  # type: ignore[import-not-found,unused-ignore]
+        from llmd.store import Store  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        from _standins import StandinScheduler, StandinStore, install_names
+
+        install_names()
+        return config, StandinStore(), StandinScheduler()
+    return config, Store(config.models), Scheduler(config)
+
+
+async def main(models: Path) -> None:
+    config, store, scheduler = components(models)
+    from llmd.bus.service import export_manager
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        if hasattr(scheduler, "__aenter__"):
+            await stack.enter_async_context(scheduler)
+        service = await stack.enter_async_context(export_manager(config, store, scheduler))
+        print("ready" if service is not None else "no-bus", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    sys.path.insert(0, str(Path(__file__).parent))
+    asyncio.run(main(Path(sys.argv[1])))
