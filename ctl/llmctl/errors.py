@@ -22,12 +22,15 @@ class ExitCode(enum.IntEnum):
     OK = 0
     ERROR = 1  # the request failed: llmd's message is printed
     USAGE = 2  # argparse's own code for bad arguments
-    UNREACHABLE = 3  # no llmd at the address
+    UNREACHABLE = 3  # no llmd at the address, or not running on the system bus
+    ACCESS_DENIED = 4  # llmd refused an admin command (D-Bus)
+    TIMEOUT = 5  # llmd did not answer an admin command in time (D-Bus)
+    NOT_INSTALLED = 6  # no llmd on the system bus and no activation file for it
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class CtlError(Exception):
-    pass
+    exit_code: ExitCode = ExitCode.ERROR  # subclasses with their own line (bus_client.py) set it
 
 
 class DaemonUnreachable(CtlError):
@@ -53,6 +56,8 @@ def report(exc: BaseException) -> tuple[str, ExitCode]:
         return str(exc), ExitCode.UNREACHABLE
     if isinstance(exc, ServerError):
         return f"Error: {exc.message}", ExitCode.ERROR
+    if isinstance(exc, CtlError):
+        return str(exc), exc.exit_code
     if isinstance(exc, LlmdError):
         return f"Error: {exc.message}", ExitCode.ERROR
     if isinstance(exc, OSError) and exc.strerror:

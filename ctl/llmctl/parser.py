@@ -15,6 +15,7 @@ import llmd
 
 COMMAND_GROUPS: tuple[str, ...] = (
     "llmctl.commands.models",
+    "llmctl.commands.admin",
 )
 
 
