@@ -37,6 +37,7 @@ class Name:
 class Model:
     name: Name
     digest: str = "0" * 64
+    parameters: dict[str, object] = field(default_factory=dict)
     size: int = 98_000_000
     modified_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -86,8 +87,8 @@ class StandinScheduler:
         expires = math.inf if math.isinf(keep_alive) else time.time() + keep_alive
         self.loaded[model.name.short] = Running(model, model.size, expires, options.num_ctx)
 
-    async def unload(self, model: Model) -> None:
-        self.loaded.pop(model.name.short, None)
+    async def unload(self, model: Model) -> bool:
+        return self.loaded.pop(model.name.short, None) is not None
 
     def running(self) -> list[Running]:
         return list(self.loaded.values())

@@ -42,8 +42,9 @@ async def main(models: Path) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        if hasattr(scheduler, "__aenter__"):
-            await stack.enter_async_context(scheduler)
+        if hasattr(scheduler, "start"):
+            await scheduler.start()
+            stack.push_async_callback(scheduler.close)
         service = await stack.enter_async_context(export_manager(config, store, scheduler))
         print("ready" if service is not None else "no-bus", flush=True)
         await stop.wait()

@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import logging
 import math
+import re
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
@@ -44,6 +45,7 @@ from llmd.bus.interface import (
 from llmd.config import Config, load_config, parse_keep_alive
 from llmd.errors import InvalidOption, ModelNotFound
 from llmd import store as model_store
+from llmd.options import build_options
 from llmd.runner.request import LoadOptions
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
 WATCH_INTERVAL = 1.0  # seconds between looks at the scheduler for loads and unloads not made here
 
 Reload = Callable[[], Awaitable[Config] | Config]
@@ -158,10 +161,8 @@ class ManagerService(Manager1):
         with reported_on_bus():
             await self._authorize(f"unloading {name}")
             model = await self._store.get(_parse_name(name))
-            await self._refresh()
-            if model.name.short not in {_name_of(r.model) for r in self._running}:
+            if not await _resolve(self._scheduler.unload(model)):
                 raise ModelNotFound(f'couldn\'t find model "{name}" to stop')
-            await _resolve(self._scheduler.unload(model))
             await self._refresh()
             self._announce_unloaded(model.name.short, "requested")
 
@@ -171,9 +172,7 @@ class ManagerService(Manager1):
             await self._authorize(f"deleting {name}")
             model_name = _parse_name(name)
             model = await self._store.get(model_name)
-            await self._refresh()
-            if model.name.short in {_name_of(r.model) for r in self._running}:
-                await _resolve(self._scheduler.unload(model))
+            if await _resolve(self._scheduler.unload(model)):
                 await self._refresh()
                 self._announce_unloaded(model.name.short, "deleted")
             await self._store.delete(model_name)
@@ -215,19 +214,21 @@ class ManagerService(Manager1):
     def _keep_alive(self, text: str) -> float:
         if not text.strip():
             return self._config.keep_alive
+        text = text.strip()
         try:
-            return parse_keep_alive(text.strip())
+            # a bare number is seconds, as in JSON's "keep_alive": -1; otherwise a Go duration
+            return parse_keep_alive(float(text) if _NUMBER.fullmatch(text) else text)
         except ValueError as exc:
             raise InvalidOption(str(exc)) from None
 
     def _load_options(self, model: Any) -> LoadOptions:
-        try:
-            from llmd.options import build_options  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return LoadOptions(
-                num_ctx=self._config.context_length, num_parallel=self._config.num_parallel
-            )
-        return build_options(self._config, model, {}).load  # type: ignore[no-any-return]
+        """What an empty /api/generate for this model would load: its parameters, no request."""
+        return build_options(
+            model.parameters,
+            None,
+            default_num_ctx=self._config.context_length,
+            num_parallel=self._config.num_parallel,
+        ).load
 
     async def _refresh(self) -> None:
         running = getattr(self._scheduler, "running", None)
