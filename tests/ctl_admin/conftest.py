@@ -1,0 +1,68 @@
+"""llmctl's admin commands against llmd's Manager1 on a private system bus (see tests/bus)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from bus.buslib import SystemBus, User, ensure_users, start_bus
+
+MANAGER = Path(__file__).resolve().parents[1] / "bus" / "manager_process.py"
+
+
+@pytest.fixture(scope="session")
+def users() -> dict[str, User]:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("the D-Bus tests create system users and switch to them: run as root")
+    return ensure_users()
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="llmctl-bus-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def empty_bus(workdir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
+    """A system bus where llmd is neither running nor activatable."""
+    bus = start_bus(workdir / "empty")
+    yield bus
+    bus.stop()
+
+
+@pytest.fixture(scope="module")
+def activatable_bus(workdir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
+    """A system bus with llmd's activation file, but no systemd to start it."""
+    bus = start_bus(workdir / "activatable", activatable=True)
+    yield bus
+    bus.stop()
+
+
+@pytest.fixture(scope="module")
+def live_bus(workdir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
+    """A system bus with Manager1 owned by a process running as ollama."""
+    bus = start_bus(workdir / "live")
+    home = workdir / "daemon"
+    (home / "models").mkdir(parents=True)
+    for path in (home, home / "models"):
+        shutil.chown(path, "ollama", "ollama")
+    process = subprocess.Popen(
+        users["ollama"].setpriv(sys.executable, str(MANAGER), str(home / "models")),
+        env=bus.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=home,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().decode().strip() == "ready"
+    yield bus
+    process.terminate()
+    process.wait(15)
+    bus.stop()
