@@ -118,6 +118,13 @@ def default_middleware(config: Config) -> list[Middleware]:
     return list(web.middleware(config))
 
 
+def _bus_manager(state: AppState) -> contextlib.AbstractAsyncContextManager[Any]:
+    """org.llmd.Manager1 on the system bus while serving; only a warning when there is no bus."""
+    from llmd.bus.service import export_manager
+
+    return export_manager(state.config, state.store, state.scheduler)
+
+
 def build_server_app(
     config: Config,
     *,
@@ -132,7 +139,7 @@ def build_server_app(
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _run_scheduler(state.scheduler):
+        async with _run_scheduler(state.scheduler), _bus_manager(state):
             if lifespan is None:
                 yield
             else:
