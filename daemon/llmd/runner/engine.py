@@ -252,7 +252,7 @@ class Engine:
         options = job.request.sampling
         if job.text.stopped:
             events.extend(self._finish(slot, "stop"))
-        elif 0 < options.num_predict <= len(job.output) or len(slot.cached) >= self.n_ctx_seq:
+        elif 0 < options.num_predict <= len(job.output) or len(slot.cached) + 1 >= self.n_ctx_seq:
             events.extend(self._finish(slot, "length"))
         else:
             job.next_token = token

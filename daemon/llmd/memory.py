@@ -1,0 +1,125 @@
+"""How much memory a runner will take, and how much all runners together may take.
+
+The estimate comes from GGUF metadata before anything is loaded: the weights (the file is mapped
+whole), the f16 KV cache for ``num_ctx × num_parallel`` cells, and llama.cpp's compute buffers.
+The budget is ``max_memory`` when set, else a fraction of what the machine (or the cgroup the
+service runs in, when systemd sets ``MemoryMax=``) has available.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from llmd.config import Config
+from llmd.runner.request import LoadOptions
+
+_F16 = 2
+_F32 = 4
+# llama.cpp's fixed costs beyond weights and KV: the process, ggml's graph and small buffers.
+_OVERHEAD = 64 * 1024 * 1024
+
+
+def _int(metadata: Mapping[str, object], key: str, default: int) -> int:
+    value = metadata.get(key, default)
+    if isinstance(value, (list, tuple)):  # per-layer arrays (e.g. head_count_kv): take the largest
+        value = max((v for v in value if isinstance(v, int)), default=default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def estimate(file_size: int, metadata: Mapping[str, object], load: LoadOptions) -> int:
+    """Bytes a runner for this GGUF with these LoadOptions is expected to hold resident."""
+    arch = str(metadata.get("general.architecture", "llama"))
+    n_layer = _int(metadata, f"{arch}.block_count", 0)
+    n_embd = _int(metadata, f"{arch}.embedding_length", 0)
+    n_head = max(1, _int(metadata, f"{arch}.attention.head_count", 1))
+    n_head_kv = _int(metadata, f"{arch}.attention.head_count_kv", n_head)
+    head_k = _int(metadata, f"{arch}.attention.key_length", n_embd // n_head)
+    head_v = _int(metadata, f"{arch}.attention.value_length", n_embd // n_head)
+    n_vocab = _int(metadata, f"{arch}.vocab_size", 0)
+    if not n_vocab:
+        tokens = metadata.get("tokenizer.ggml.tokens")
+        n_vocab = len(tokens) if isinstance(tokens, (list, tuple)) else 32000
+    n_parallel = 1 if load.embedding else max(1, load.num_parallel)
+    n_ctx = load.num_ctx * n_parallel
+    n_ubatch = min(max(load.num_batch, n_parallel), 512)
+    # K and V, f16, every layer, every cell: the KV cache llama.cpp allocates up front.
+    kv = n_layer * n_ctx * n_head_kv * (head_k + head_v) * _F16
+    # Compute buffer: the logits of a ubatch, the attention scores of one layer for a ubatch
+    # against a sequence's context, and a few activations of width n_embd.
+    compute = _F32 * n_ubatch * (n_vocab + n_head * load.num_ctx + 8 * n_embd)
+    return file_size + kv + compute + _OVERHEAD
+
+
+def estimate_model(model_path: Path, metadata: Mapping[str, object], load: LoadOptions) -> int:
+    return estimate(model_path.stat().st_size, metadata, load)
+
+
+# --- the budget ----------------------------------------------------------------------------------
+
+
+def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # "max" (v2) means no limit
+
+
+def cgroup_available(root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes left under our cgroup's memory limit (v2 memory.max, or v1 limit_in_bytes)."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            base = root / path.lstrip("/")
+            limit = _read_int(base / "memory.max")
+            if limit is None:
+                return None
+            used = _read_int(base / "memory.current") or 0
+            return max(0, limit - used)
+        if "memory" in controllers.split(","):
+            base = root / "memory" / path.lstrip("/")
+            limit = _read_int(base / "memory.limit_in_bytes")
+            # v1 reports "no limit" as a huge page-rounded number
+            if limit is None or limit >= 1 << 60:
+                return None
+            used = _read_int(base / "memory.usage_in_bytes") or 0
+            return max(0, limit - used)
+    return None
+
+
+def budget(config: Config) -> int:
+    """Bytes all loaded runners together may take."""
+    if config.max_memory:
+        return config.max_memory
+    available = _meminfo_available()
+    limited = cgroup_available()
+    if limited is not None:
+        available = min(available, limited)
+    return int(available * config.memory_fraction)
+
+
+def format_bytes(n: int) -> str:
+    """Ollama's human sizes (format.HumanBytes2): "1.2 GiB", "512.0 MiB"."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return f"{n} B"

@@ -1,0 +1,440 @@
+"""Which models are resident: load on demand, keep each for its keep_alive, evict, queue.
+
+Rules, as Ollama's server/sched.go has them:
+- A request holds a *lease* on the runner of its model; the runner's refcount counts leases and
+  requests waiting for one of its ``num_parallel`` slots (FIFO). At refcount 0 the keep_alive timer
+  is armed; a request's keep_alive, when given, replaces the runner's duration (None keeps it; on
+  first load None means ``config.keep_alive``; 0 unloads after the request; inf never expires).
+- One model loads at a time. To make room, idle runners (refcount 0) are unloaded least recently
+  used first until the new one fits the memory budget and ``max_loaded_models``; a busy runner is
+  never evicted, the load waits for one to go idle instead. A model larger than the whole budget
+  fails at once with InsufficientMemory.
+- Requests waiting for a load or a slot are counted; beyond ``max_queue`` they get QueueFull.
+- A runner that dies fails its own requests with RunnerCrashed and is forgotten; the next request
+  loads the model again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, AsyncContextManager
+
+from llmd import memory
+from llmd.config import Config
+from llmd.errors import InsufficientMemory, QueueFull, RunnerCrashed, RunnerError
+from llmd.runner.handle import RunnerHandle, describe_exit, spawn_runner
+from llmd.runner.request import (
+    CompletionEvent,
+    CompletionRequest,
+    EmbeddingResult,
+    LoadOptions,
+)
+
+if TYPE_CHECKING:
+    from llmd.store import Model
+
+log = logging.getLogger(__name__)
+
+Spawn = Callable[[Path, LoadOptions, Config], Awaitable[RunnerHandle]]
+
+# Ollama's default when OLLAMA_MAX_LOADED_MODELS is 0: three per GPU, and we count the CPU as one.
+_DEFAULT_MAX_LOADED = 3
+_UNLOAD_GRACE = 5.0  # seconds a runner gets to exit after "shutdown" before it is killed
+
+
+@dataclass(frozen=True, slots=True)
+class RunningModel:
+    """One resident model, for /api/ps and the D-Bus Manager."""
+
+    model: Model
+    size: int
+    expires_at: datetime | None  # None: kept forever
+    context_length: int
+    in_flight: int
+    size_vram: int = 0
+
+
+class _Runner:
+    """Scheduler-side state of one runner process."""
+
+    def __init__(self, model: Model, load: LoadOptions, handle: RunnerHandle, size: int,
+                 session: float, now: float) -> None:
+        self.model = model
+        self.load = load
+        self.handle = handle
+        self.size = size
+        self.session = session  # keep_alive seconds
+        self.refcount = 0
+        self.last_used = now
+        self.expires_at: datetime | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.unloading = False  # no new leases; it goes as soon as it is idle
+        self.removed = False  # _unload has started
+        self.slots = handle.info.n_parallel if handle.info else max(1, load.num_parallel)
+        self.active = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def take_slot(self) -> None:
+        if self.active < self.slots and not self.waiters:
+            self.active += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.give_slot()  # handed a slot just as we left: pass it on
+            elif future in self.waiters:
+                self.waiters.remove(future)
+            raise
+
+    def give_slot(self) -> None:
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                future.set_result(None)  # the slot changes hands; `active` stays
+                return
+        self.active -= 1
+
+    def fail_waiters(self, error: Exception) -> None:
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
+class Lease:
+    """A request's hold on one slot of a loaded model; valid inside ``Scheduler.acquire``."""
+
+    def __init__(self, runner: _Runner, load_duration: int) -> None:
+        self._runner = runner
+        self.model = runner.model
+        self.load_duration = load_duration  # ns; 0 when the model was already loaded
+
+    @property
+    def context_length(self) -> int:
+        info = self._runner.handle.info
+        return info.n_ctx if info else self._runner.load.num_ctx
+
+    def generate(self, req: CompletionRequest) -> AsyncIterator[CompletionEvent]:
+        return self._runner.handle.generate(req)
+
+    async def embed(self, inputs: Sequence[str], truncate: bool) -> EmbeddingResult:
+        return await self._runner.handle.embed(inputs, truncate)
+
+    async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
+        return await self._runner.handle.tokenize(text, add_special)
+
+    async def detokenize(self, tokens: Sequence[int]) -> str:
+        return await self._runner.handle.detokenize(tokens)
+
+
+class Scheduler:
+    def __init__(self, config: Config, *, spawn: Spawn = spawn_runner,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._spawn = spawn
+        self._clock = clock
+        self._runners: dict[str, _Runner] = {}
+        self._load_lock = asyncio.Lock()
+        self._changed = asyncio.Event()  # set whenever a runner goes idle or goes away
+        self._waiting = 0
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._budget = memory.budget(config)
+
+    # --- public surface ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._budget = memory.budget(self._config)
+        log.info("scheduler started", extra={"MEMORY_BUDGET": self._budget})
+
+    @property
+    def queue_depth(self) -> int:
+        return self._waiting
+
+    @property
+    def memory_budget(self) -> int:
+        return self._budget
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a new Config live: keep_alive default, max_loaded_models, max_queue, memory."""
+        self._config = config
+        self._budget = memory.budget(config)
+        self._spawn_task(self._shed_excess())
+
+    def acquire(self, model: Model, load: LoadOptions,
+                keep_alive: float | None) -> AsyncContextManager[Lease]:
+        return self._acquire(model, load, keep_alive)
+
+    async def load(self, model: Model, load: LoadOptions, keep_alive: float | None) -> int:
+        """Make the model resident without running anything; returns the load time in ns."""
+        self._admit()
+        try:
+            runner, load_ns = await self._get_runner(model, load, keep_alive)
+        finally:
+            self._waiting -= 1
+        self._release(runner)
+        return load_ns
+
+    async def unload(self, model: Model | str) -> bool:
+        """Unload now if idle, else as soon as its last request ends. False if it was not loaded."""
+        found = [r for r in self._runners.values() if _matches(r, model)]
+        for runner in found:
+            runner.session = 0.0
+            runner.unloading = True
+            if runner.refcount == 0:
+                await self._unload(runner, "unloaded")
+        return bool(found)
+
+    def running(self) -> list[RunningModel]:
+        now = datetime.now(timezone.utc)
+        out = []
+        for runner in sorted(self._runners.values(), key=lambda r: -r.last_used):
+            if math.isinf(runner.session):
+                expires = None
+            elif runner.refcount > 0 or runner.expires_at is None:
+                expires = now + timedelta(seconds=runner.session)
+            else:
+                expires = runner.expires_at
+            info = runner.handle.info
+            out.append(RunningModel(
+                model=runner.model,
+                size=runner.size,
+                expires_at=expires,
+                context_length=info.n_ctx if info else runner.load.num_ctx,
+                in_flight=runner.active,
+            ))
+        return out
+
+    async def close(self, drain_timeout: float | None = None) -> None:
+        """Refuse new requests, let running ones finish up to the deadline, stop every runner."""
+        self._closed = True
+        deadline = self._config.drain_timeout if drain_timeout is None else drain_timeout
+        try:
+            async with asyncio.timeout(deadline):
+                while any(r.refcount for r in self._runners.values()):
+                    await self._wait_for_change()
+        except TimeoutError:
+            pass
+        await asyncio.gather(*(self._unload(r, "shutdown") for r in list(self._runners.values())))
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- leases --------------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        if self._closed:
+            raise RunnerError("the server is shutting down")
+        if self._waiting >= self._config.max_queue:
+            raise QueueFull()
+        self._waiting += 1
+
+    @asynccontextmanager
+    async def _acquire(self, model: Model, load: LoadOptions,
+                       keep_alive: float | None) -> AsyncIterator[Lease]:
+        self._admit()
+        try:
+            runner, load_ns = await self._get_runner(model, load, keep_alive)
+            try:
+                await runner.take_slot()
+            except BaseException:
+                self._release(runner)
+                raise
+        finally:
+            self._waiting -= 1
+        try:
+            yield Lease(runner, load_ns)
+        finally:
+            runner.give_slot()
+            self._release(runner)
+
+    def _usable(self, model: Model, load: LoadOptions) -> _Runner | None:
+        runner = self._runners.get(model.model_digest)
+        if runner is None or runner.unloading or runner.load != load or not runner.handle.alive:
+            return None
+        return runner
+
+    def _hold(self, runner: _Runner, keep_alive: float | None) -> None:
+        runner.refcount += 1
+        if keep_alive is not None:
+            runner.session = keep_alive
+        if runner.timer is not None:
+            runner.timer.cancel()
+            runner.timer = None
+
+    async def _get_runner(self, model: Model, load: LoadOptions,
+                          keep_alive: float | None) -> tuple[_Runner, int]:
+        load = self._effective(model, load)
+        # A loaded runner that needs no reload skips the load queue, as in Ollama.
+        runner = self._usable(model, load)
+        if runner is not None:
+            self._hold(runner, keep_alive)
+            return runner, 0
+        async with self._load_lock:
+            while True:
+                runner = self._usable(model, load)
+                if runner is not None:
+                    self._hold(runner, keep_alive)
+                    return runner, 0
+                stale = self._runners.get(model.model_digest)
+                if stale is not None:
+                    # Different LoadOptions, or being unloaded: it must go before the reload.
+                    stale.unloading = True
+                    if stale.refcount == 0:
+                        await self._unload(stale, "reload")
+                    else:
+                        await self._wait_for_change()
+                    continue
+                size = memory.estimate_model(model.model_path, _metadata(model), load)
+                if size > self._budget:
+                    raise InsufficientMemory(
+                        f"model requires more system memory ({memory.format_bytes(size)}) "
+                        f"than is available ({memory.format_bytes(self._budget)})"
+                    )
+                if not await self._make_room(size):
+                    await self._wait_for_change()
+                    continue
+                return await self._start_runner(model, load, size, keep_alive)
+
+    async def _start_runner(self, model: Model, load: LoadOptions, size: int,
+                            keep_alive: float | None) -> tuple[_Runner, int]:
+        started = time.perf_counter_ns()
+        handle = await self._spawn(model.model_path, load, self._config)
+        load_ns = time.perf_counter_ns() - started
+        session = self._config.keep_alive if keep_alive is None else keep_alive
+        runner = _Runner(model, load, handle, size, session, self._clock())
+        self._runners[model.model_digest] = runner
+        handle.on_exit(lambda _: self._on_exit(runner))
+        runner.refcount = 1
+        log.info("model loaded", extra={"MODEL": _name(model), "PID": handle.pid, "SIZE": size,
+                                        "LOAD_DURATION": load_ns, "NUM_CTX": load.num_ctx,
+                                        "NUM_PARALLEL": runner.slots})
+        return runner, load_ns
+
+    def _effective(self, model: Model, load: LoadOptions) -> LoadOptions:
+        """Ollama clamps num_ctx to at least 4 and at most the model's training context."""
+        metadata = _metadata(model)
+        arch = str(metadata.get("general.architecture", ""))
+        trained = metadata.get(f"{arch}.context_length")
+        num_ctx = max(4, load.num_ctx)
+        if isinstance(trained, int) and trained > 0:
+            num_ctx = min(num_ctx, trained)
+        return dataclasses.replace(load, num_ctx=num_ctx) if num_ctx != load.num_ctx else load
+
+    def _release(self, runner: _Runner) -> None:
+        runner.refcount -= 1
+        runner.last_used = self._clock()
+        if runner.refcount > 0:
+            return
+        self._changed.set()
+        if self._runners.get(runner.model.model_digest) is not runner:
+            return  # crashed or already unloaded
+        if runner.unloading or runner.session <= 0:
+            runner.unloading = True
+            self._spawn_task(self._unload(runner, "expired"))
+        elif not math.isinf(runner.session):
+            runner.expires_at = datetime.now(timezone.utc) + timedelta(seconds=runner.session)
+            runner.timer = asyncio.get_running_loop().call_later(
+                runner.session, self._expire, runner)
+
+    def _expire(self, runner: _Runner) -> None:
+        runner.timer = None
+        if runner.refcount == 0 and not runner.unloading:
+            runner.unloading = True
+            self._spawn_task(self._unload(runner, "expired"))
+
+    # --- residency -----------------------------------------------------------------------------
+
+    def _max_loaded(self) -> int:
+        return self._config.max_loaded_models or _DEFAULT_MAX_LOADED
+
+    async def _make_room(self, size: int) -> bool:
+        """Evict idle runners, LRU first, until ``size`` fits; False if only busy ones are left."""
+        while True:
+            resident = list(self._runners.values())
+            used = sum(r.size for r in resident)
+            if used + size <= self._budget and len(resident) < self._max_loaded():
+                return True
+            idle = [r for r in resident if r.refcount == 0]
+            if not idle:
+                return False
+            victim = min(idle, key=lambda r: r.last_used)
+            victim.unloading = True
+            await self._unload(victim, "evicted")
+
+    async def _shed_excess(self) -> None:
+        async with self._load_lock:
+            while len(self._runners) > self._max_loaded():
+                idle = [r for r in self._runners.values() if r.refcount == 0]
+                if not idle:
+                    return
+                victim = min(idle, key=lambda r: r.last_used)
+                victim.unloading = True
+                await self._unload(victim, "evicted")
+
+    async def _unload(self, runner: _Runner, reason: str) -> None:
+        if runner.removed:
+            await runner.handle.wait()
+            return
+        runner.removed = True
+        if runner.timer is not None:
+            runner.timer.cancel()
+            runner.timer = None
+        if self._runners.get(runner.model.model_digest) is runner:
+            del self._runners[runner.model.model_digest]
+        runner.fail_waiters(RunnerError("the model was unloaded"))
+        await runner.handle.close(_UNLOAD_GRACE)
+        message = "model evicted" if reason == "evicted" else "model unloaded"
+        log.info(message, extra={"MODEL": _name(runner.model), "PID": runner.handle.pid,
+                                 "REASON": reason})
+        self._changed.set()
+
+    def _on_exit(self, runner: _Runner) -> None:
+        if self._runners.get(runner.model.model_digest) is not runner or runner.unloading:
+            return
+        del self._runners[runner.model.model_digest]
+        if runner.timer is not None:
+            runner.timer.cancel()
+        status = describe_exit(runner.handle.returncode)
+        runner.fail_waiters(RunnerCrashed(f"llama runner process has terminated: {status}"))
+        log.error("runner crashed", extra={"MODEL": _name(runner.model), "PID": runner.handle.pid,
+                                           "STATUS": status})
+        self._changed.set()
+
+    async def _wait_for_change(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    def _spawn_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        # The loop keeps only weak references to tasks: hold one until it finishes.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _metadata(model: Model) -> dict[str, object]:
+    info = getattr(model, "info", None)
+    metadata = getattr(info, "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _name(model: Model) -> str:
+    return str(model.name.short)
+
+
+def _matches(runner: _Runner, model: Model | str) -> bool:
+    if isinstance(model, str):
+        return _name(runner.model) == model
+    return runner.model.model_digest == model.model_digest
