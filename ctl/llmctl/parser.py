@@ -16,6 +16,8 @@ import llmd
 COMMAND_GROUPS: tuple[str, ...] = (
     "llmctl.commands.models",
     "llmctl.commands.admin",
+    "llmctl.commands.run",
+    "llmctl.commands.completion",
 )
 
 
