@@ -8,8 +8,9 @@ template or a grammar reads, not fields llmd interprets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from llmd.runner.request import TokenLogprob
 

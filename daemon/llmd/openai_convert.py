@@ -14,8 +14,9 @@ import random
 import re
 import struct
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from llmd.errors import InvalidRequest
 from llmd.generation import (
@@ -34,7 +35,7 @@ from llmd.generation import (
 
 FINGERPRINT = "fp_ollama"
 SSE_DONE = b"data: [DONE]\n\n"
-_DATA_URL = re.compile(r"^data:(?:image/(?:jpeg|jpg|png|webp))?;base64,", re.I)
+_DATA_URL = re.compile(r"^data:(?:image/(?:jpeg|jpg|png|webp))?;base64,", re.IGNORECASE)
 _REASONING = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high",
               "max": "max", "xhigh": "max", "ultra": "max"}
 

@@ -6,7 +6,6 @@ import base64
 import math
 
 import pytest
-
 from llmd.api.inference_schemas import (
     parse_chat,
     parse_embed,

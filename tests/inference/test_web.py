@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from llmd.api.web import CORSMiddleware, HostCheckMiddleware, OriginPolicy, allowed_host
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-
-from llmd.api.web import CORSMiddleware, HostCheckMiddleware, OriginPolicy, allowed_host
 
 
 async def hello(request: Request) -> PlainTextResponse:

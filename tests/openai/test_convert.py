@@ -7,7 +7,6 @@ import json
 import struct
 
 import pytest
-
 from llmd.errors import InvalidRequest
 from llmd.generation import ChatRequest, Chunk, Final, GenerateRequest, ToolCall
 from llmd.openai_convert import (

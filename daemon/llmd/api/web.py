@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -59,7 +59,7 @@ ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 def _pattern(origin: str) -> re.Pattern[str]:
     # gin-contrib/cors wildcards: "*" stands for any run of characters
-    return re.compile("^" + ".*".join(re.escape(part) for part in origin.split("*")) + "$", re.I)
+    return re.compile("^" + ".*".join(re.escape(part) for part in origin.split("*")) + "$", re.IGNORECASE)
 
 
 class OriginPolicy:
