@@ -123,6 +123,10 @@ class Lease:
         self.load_duration = load_duration  # ns; 0 when the model was already loaded
 
     @property
+    def runner_pid(self) -> int:
+        return self._runner.handle.pid
+
+    @property
     def context_length(self) -> int:
         info = self._runner.handle.info
         return info.n_ctx if info else self._runner.load.num_ctx

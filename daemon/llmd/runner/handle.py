@@ -170,11 +170,8 @@ class RunnerHandle:
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
 
     async def _reap(self, *, kill: bool) -> None:
-        if kill and self._process.returncode is None:
-            try:
-                self._process.kill()
-            except ProcessLookupError:
-                pass
+        if kill:
+            self.kill()
         await self._process.wait()
         self._writer.close()
         self._exited.set()
@@ -189,8 +186,8 @@ class RunnerHandle:
             pass
         finally:
             if self._process.returncode is None and not self._closing:
-                # The socket broke but the process lives on: it is of no use any more.
-                self._process.kill()
+                # The socket broke but the process may live on: it is of no use any more.
+                self.kill()
             returncode = await self._process.wait()
             self._writer.close()
             self._exited.set()
@@ -296,8 +293,13 @@ class RunnerHandle:
     # --- shutdown ------------------------------------------------------------------------------
 
     def kill(self) -> None:
+        # os.kill, not Process.kill: Popen.send_signal polls first and would reap an exited runner
+        # behind asyncio's child watcher, which then reports a bogus "exit status 255".
         if self._process.returncode is None:
-            self._process.kill()
+            try:
+                os.kill(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     async def wait(self) -> None:
         await self._exited.wait()
