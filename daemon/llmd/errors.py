@@ -12,6 +12,7 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     │   ├── ModelfileError
     │   ├── InvalidModelFile        not GGUF, truncated, unreadable metadata
     │   ├── InvalidOption           a wrongly typed or unknown option / parameter
+    │   ├── TemplateError           a chat template that does not parse or fails to render
     │   └── UnsupportedCapability   tools, images, thinking... on a model without them
     ├── NotFound                    (HTTP 404)
     │   ├── ModelNotFound
@@ -72,6 +73,14 @@ class InvalidModelFile(InvalidRequest):
 
 class InvalidOption(InvalidRequest):
     pass
+
+
+class TemplateError(InvalidRequest):
+    """A Go or Jinja chat template that does not parse or fails while rendering."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"template error: {problem}")
+        self.problem = problem
 
 
 class UnsupportedCapability(InvalidRequest):
