@@ -23,7 +23,9 @@ _OVERHEAD = 64 * 1024 * 1024
 
 def _int(metadata: Mapping[str, object], key: str, default: int) -> int:
     value = metadata.get(key, default)
-    if isinstance(value, (list, tuple)):  # per-layer arrays (e.g. head_count_kv): take the largest
+    if isinstance(
+        value, (list, tuple)
+    ):  # per-layer arrays (e.g. head_count_kv): take the largest
         value = max((v for v in value if isinstance(v, int)), default=default)
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
@@ -52,7 +54,9 @@ def estimate(file_size: int, metadata: Mapping[str, object], load: LoadOptions) 
     return file_size + kv + compute + _OVERHEAD
 
 
-def estimate_model(model_path: Path, metadata: Mapping[str, object], load: LoadOptions) -> int:
+def estimate_model(
+    model_path: Path, metadata: Mapping[str, object], load: LoadOptions
+) -> int:
     return estimate(model_path.stat().st_size, metadata, load)
 
 
@@ -77,7 +81,9 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None  # "max" (v2) means no limit
 
 
-def cgroup_available(root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")) -> int | None:
+def cgroup_available(
+    root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")
+) -> int | None:
     """Bytes left under our cgroup's memory limit (v2 memory.max, or v1 limit_in_bytes)."""
     try:
         lines = proc.read_text().splitlines()

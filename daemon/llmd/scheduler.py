@@ -23,11 +23,11 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncContextManager
+from typing import TYPE_CHECKING
 
 from llmd import memory
 from llmd.config import Config
@@ -49,7 +49,9 @@ Spawn = Callable[[Path, LoadOptions, Config], Awaitable[RunnerHandle]]
 
 # Ollama's default when OLLAMA_MAX_LOADED_MODELS is 0: three per GPU, and we count the CPU as one.
 _DEFAULT_MAX_LOADED = 3
-_UNLOAD_GRACE = 5.0  # seconds a runner gets to exit after "shutdown" before it is killed
+_UNLOAD_GRACE = (
+    5.0  # seconds a runner gets to exit after "shutdown" before it is killed
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,15 @@ class RunningModel:
 class _Runner:
     """Scheduler-side state of one runner process."""
 
-    def __init__(self, model: Model, load: LoadOptions, handle: RunnerHandle, size: int,
-                 session: float, now: float) -> None:
+    def __init__(
+        self,
+        model: Model,
+        load: LoadOptions,
+        handle: RunnerHandle,
+        size: int,
+        session: float,
+        now: float,
+    ) -> None:
         self.model = model
         self.load = load
         self.handle = handle
@@ -80,7 +89,9 @@ class _Runner:
         self.timer: asyncio.TimerHandle | None = None
         self.unloading = False  # no new leases; it goes as soon as it is idle
         self.removed = False  # _unload has started
-        self.slots = handle.info.n_parallel if handle.info else max(1, load.num_parallel)
+        self.slots = (
+            handle.info.n_parallel if handle.info else max(1, load.num_parallel)
+        )
         self.active = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
 
@@ -145,10 +156,15 @@ class Lease:
 
 
 class Scheduler:
-    def __init__(self, config: Config, *, spawn: Spawn = spawn_runner,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        spawn: Spawn = spawn_runner,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._config = config
-        self._spawn = spawn
+        self._spawn = spawn  # the process seam: tests and the daemon pass spawn_runner
         self._clock = clock
         self._runners: dict[str, _Runner] = {}
         self._load_lock = asyncio.Lock()
@@ -178,11 +194,14 @@ class Scheduler:
         self._budget = memory.budget(config)
         self._spawn_task(self._shed_excess())
 
-    def acquire(self, model: Model, load: LoadOptions,
-                keep_alive: float | None) -> AsyncContextManager[Lease]:
+    def acquire(
+        self, model: Model, load: LoadOptions, keep_alive: float | None
+    ) -> AbstractAsyncContextManager[Lease]:
         return self._acquire(model, load, keep_alive)
 
-    async def load(self, model: Model, load: LoadOptions, keep_alive: float | None) -> int:
+    async def load(
+        self, model: Model, load: LoadOptions, keep_alive: float | None
+    ) -> int:
         """Make the model resident without running anything; returns the load time in ns."""
         self._admit()
         try:
@@ -203,7 +222,7 @@ class Scheduler:
         return bool(found)
 
     def running(self) -> list[RunningModel]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         out = []
         for runner in sorted(self._runners.values(), key=lambda r: -r.last_used):
             if math.isinf(runner.session):
@@ -213,26 +232,32 @@ class Scheduler:
             else:
                 expires = runner.expires_at
             info = runner.handle.info
-            out.append(RunningModel(
-                model=runner.model,
-                size=runner.size,
-                expires_at=expires,
-                context_length=info.n_ctx if info else runner.load.num_ctx,
-                in_flight=runner.active,
-            ))
+            out.append(
+                RunningModel(
+                    model=runner.model,
+                    size=runner.size,
+                    expires_at=expires,
+                    context_length=info.n_ctx if info else runner.load.num_ctx,
+                    in_flight=runner.active,
+                )
+            )
         return out
 
     async def close(self, drain_timeout: float | None = None) -> None:
         """Refuse new requests, let running ones finish up to the deadline, stop every runner."""
         self._closed = True
-        deadline = self._config.drain_timeout if drain_timeout is None else drain_timeout
+        deadline = (
+            self._config.drain_timeout if drain_timeout is None else drain_timeout
+        )
         try:
             async with asyncio.timeout(deadline):
                 while any(r.refcount for r in self._runners.values()):
                     await self._wait_for_change()
         except TimeoutError:
             pass
-        await asyncio.gather(*(self._unload(r, "shutdown") for r in list(self._runners.values())))
+        await asyncio.gather(
+            *(self._unload(r, "shutdown") for r in list(self._runners.values()))
+        )
         for task in list(self._tasks):
             task.cancel()
 
@@ -246,16 +271,25 @@ class Scheduler:
         self._waiting += 1
 
     @asynccontextmanager
-    async def _acquire(self, model: Model, load: LoadOptions,
-                       keep_alive: float | None) -> AsyncIterator[Lease]:
+    async def _acquire(
+        self, model: Model, load: LoadOptions, keep_alive: float | None
+    ) -> AsyncIterator[Lease]:
         self._admit()
         try:
-            runner, load_ns = await self._get_runner(model, load, keep_alive)
-            try:
-                await runner.take_slot()
-            except BaseException:
-                self._release(runner)
-                raise
+            for attempt in range(2):
+                runner, load_ns = await self._get_runner(model, load, keep_alive)
+                try:
+                    await runner.take_slot()
+                    break
+                except RunnerCrashed:
+                    # The runner died while we queued for one of its slots: the only retry
+                    # policy in llmd, load it again once.
+                    self._release(runner)
+                    if attempt:
+                        raise
+                except BaseException:
+                    self._release(runner)
+                    raise
         finally:
             self._waiting -= 1
         try:
@@ -266,7 +300,12 @@ class Scheduler:
 
     def _usable(self, model: Model, load: LoadOptions) -> _Runner | None:
         runner = self._runners.get(model.model_digest)
-        if runner is None or runner.unloading or runner.load != load or not runner.handle.alive:
+        if (
+            runner is None
+            or runner.unloading
+            or runner.load != load
+            or not runner.handle.alive
+        ):
             return None
         return runner
 
@@ -278,8 +317,9 @@ class Scheduler:
             runner.timer.cancel()
             runner.timer = None
 
-    async def _get_runner(self, model: Model, load: LoadOptions,
-                          keep_alive: float | None) -> tuple[_Runner, int]:
+    async def _get_runner(
+        self, model: Model, load: LoadOptions, keep_alive: float | None
+    ) -> tuple[_Runner, int]:
         load = self._effective(model, load)
         # A loaded runner that needs no reload skips the load queue, as in Ollama.
         runner = self._usable(model, load)
@@ -312,8 +352,9 @@ class Scheduler:
                     continue
                 return await self._start_runner(model, load, size, keep_alive)
 
-    async def _start_runner(self, model: Model, load: LoadOptions, size: int,
-                            keep_alive: float | None) -> tuple[_Runner, int]:
+    async def _start_runner(
+        self, model: Model, load: LoadOptions, size: int, keep_alive: float | None
+    ) -> tuple[_Runner, int]:
         started = time.perf_counter_ns()
         handle = await self._spawn(model.model_path, load, self._config)
         load_ns = time.perf_counter_ns() - started
@@ -322,9 +363,17 @@ class Scheduler:
         self._runners[model.model_digest] = runner
         handle.on_exit(lambda _: self._on_exit(runner))
         runner.refcount = 1
-        log.info("model loaded", extra={"MODEL": _name(model), "PID": handle.pid, "SIZE": size,
-                                        "LOAD_DURATION": load_ns, "NUM_CTX": load.num_ctx,
-                                        "NUM_PARALLEL": runner.slots})
+        log.info(
+            "model loaded",
+            extra={
+                "MODEL": _name(model),
+                "PID": handle.pid,
+                "SIZE": size,
+                "LOAD_DURATION": load_ns,
+                "NUM_CTX": load.num_ctx,
+                "NUM_PARALLEL": runner.slots,
+            },
+        )
         return runner, load_ns
 
     def _effective(self, model: Model, load: LoadOptions) -> LoadOptions:
@@ -335,7 +384,11 @@ class Scheduler:
         num_ctx = max(4, load.num_ctx)
         if isinstance(trained, int) and trained > 0:
             num_ctx = min(num_ctx, trained)
-        return dataclasses.replace(load, num_ctx=num_ctx) if num_ctx != load.num_ctx else load
+        return (
+            dataclasses.replace(load, num_ctx=num_ctx)
+            if num_ctx != load.num_ctx
+            else load
+        )
 
     def _release(self, runner: _Runner) -> None:
         runner.refcount -= 1
@@ -349,9 +402,10 @@ class Scheduler:
             runner.unloading = True
             self._spawn_task(self._unload(runner, "expired"))
         elif not math.isinf(runner.session):
-            runner.expires_at = datetime.now(timezone.utc) + timedelta(seconds=runner.session)
+            runner.expires_at = datetime.now(UTC) + timedelta(seconds=runner.session)
             runner.timer = asyncio.get_running_loop().call_later(
-                runner.session, self._expire, runner)
+                runner.session, self._expire, runner
+            )
 
     def _expire(self, runner: _Runner) -> None:
         runner.timer = None
@@ -401,20 +455,37 @@ class Scheduler:
         runner.fail_waiters(RunnerError("the model was unloaded"))
         await runner.handle.close(_UNLOAD_GRACE)
         message = "model evicted" if reason == "evicted" else "model unloaded"
-        log.info(message, extra={"MODEL": _name(runner.model), "PID": runner.handle.pid,
-                                 "REASON": reason})
+        log.info(
+            message,
+            extra={
+                "MODEL": _name(runner.model),
+                "PID": runner.handle.pid,
+                "REASON": reason,
+            },
+        )
         self._changed.set()
 
     def _on_exit(self, runner: _Runner) -> None:
-        if self._runners.get(runner.model.model_digest) is not runner or runner.unloading:
+        if (
+            self._runners.get(runner.model.model_digest) is not runner
+            or runner.unloading
+        ):
             return
         del self._runners[runner.model.model_digest]
         if runner.timer is not None:
             runner.timer.cancel()
         status = describe_exit(runner.handle.returncode)
-        runner.fail_waiters(RunnerCrashed(f"llama runner process has terminated: {status}"))
-        log.error("runner crashed", extra={"MODEL": _name(runner.model), "PID": runner.handle.pid,
-                                           "STATUS": status})
+        runner.fail_waiters(
+            RunnerCrashed(f"llama runner process has terminated: {status}")
+        )
+        log.error(
+            "runner crashed",
+            extra={
+                "MODEL": _name(runner.model),
+                "PID": runner.handle.pid,
+                "STATUS": status,
+            },
+        )
         self._changed.set()
 
     async def _wait_for_change(self) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
 from llmd import errors
 from llmd.runner import protocol
-from llmd.runner.request import Completed, CompletionRequest, SamplingOptions, TokenLogprob
+from llmd.runner.request import (
+    Completed,
+    CompletionRequest,
+    SamplingOptions,
+    TokenLogprob,
+)
 
 
 def test_frames_split_at_any_byte_decode_to_the_same_messages() -> None:
@@ -26,7 +30,9 @@ def test_frames_split_at_any_byte_decode_to_the_same_messages() -> None:
 def test_a_completion_request_round_trips_through_the_wire_form() -> None:
     request = CompletionRequest(
         prompt="hi",
-        sampling=SamplingOptions(temperature=0.1, stop=("a", "b"), grammar="root ::= \"x\""),
+        sampling=SamplingOptions(
+            temperature=0.1, stop=("a", "b"), grammar='root ::= "x"'
+        ),
         context=(1, 2, 3),
         logprobs=True,
         top_logprobs=2,
@@ -38,7 +44,9 @@ def test_a_completion_request_round_trips_through_the_wire_form() -> None:
 def test_final_statistics_round_trip() -> None:
     done = Completed("length", 5, 1000, 7, 2000, (1, 2))
     message = protocol.done_message(9, done)
-    assert protocol.completed_from(protocol.decode(protocol.encode(message)[4:])) == done  # type: ignore[arg-type]
+    assert (
+        protocol.completed_from(protocol.decode(protocol.encode(message)[4:])) == done
+    )  # type: ignore[arg-type]
 
 
 def test_logprobs_round_trip() -> None:
@@ -47,16 +55,21 @@ def test_logprobs_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    "error", [errors.InvalidRequest("bad"), errors.RunnerLoadFailed("no"), errors.QueueFull()]
+    "error",
+    [errors.InvalidRequest("bad"), errors.RunnerLoadFailed("no"), errors.QueueFull()],
 )
-def test_an_error_frame_becomes_the_same_llmd_error_class(error: errors.LlmdError) -> None:
+def test_an_error_frame_becomes_the_same_llmd_error_class(
+    error: errors.LlmdError,
+) -> None:
     back = protocol.error_from(protocol.error_message(1, error))
     assert type(back) is type(error)
     assert str(back) == str(error)
 
 
 def test_an_unknown_error_name_becomes_a_runner_error() -> None:
-    back = protocol.error_from({"type": "error", "id": None, "error": "KeyError", "message": "x"})
+    back = protocol.error_from(
+        {"type": "error", "id": None, "error": "KeyError", "message": "x"}
+    )
     assert type(back) is errors.RunnerError
     assert str(back) == "x"
 

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
 from llmd.config import Config
 from llmd.errors import InvalidRequest, RunnerLoadFailed
-from llmd.runner.engine import Engine
 from llmd.runner.grammar import JSON_GBNF
 from llmd.runner.handle import RunnerHandle, spawn_runner
 from llmd.runner.request import (
@@ -41,7 +39,9 @@ def repeat(word: str) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def runner(gguf_path: Path) -> AsyncIterator[RunnerHandle]:
-    handle = await spawn_runner(gguf_path, LoadOptions(num_ctx=512, num_parallel=8), Config())
+    handle = await spawn_runner(
+        gguf_path, LoadOptions(num_ctx=512, num_parallel=8), Config()
+    )
     yield handle
     await handle.close()
 
@@ -58,7 +58,9 @@ async def complete(
     raise AssertionError("the stream ended without a Completed event")
 
 
-async def test_the_runner_reports_its_slots_and_per_slot_context(runner: RunnerHandle) -> None:
+async def test_the_runner_reports_its_slots_and_per_slot_context(
+    runner: RunnerHandle,
+) -> None:
     assert runner.info is not None
     assert runner.info.n_parallel == 8
     assert runner.info.n_ctx == 512
@@ -87,7 +89,9 @@ async def test_a_seeded_request_gives_the_same_text_twice(runner: RunnerHandle) 
     assert greedy_first == greedy_second
 
 
-async def test_a_stop_string_ends_generation_and_is_not_returned(runner: RunnerHandle) -> None:
+async def test_a_stop_string_ends_generation_and_is_not_returned(
+    runner: RunnerHandle,
+) -> None:
     prompt = chat("What is the capital of France?")
     full, _ = await complete(runner, prompt)
     assert "Paris" in full
@@ -99,9 +103,13 @@ async def test_a_stop_string_ends_generation_and_is_not_returned(runner: RunnerH
     assert full.startswith(text)
 
 
-async def test_num_predict_limits_the_tokens_and_reports_length(runner: RunnerHandle) -> None:
+async def test_num_predict_limits_the_tokens_and_reports_length(
+    runner: RunnerHandle,
+) -> None:
     text, done = await complete(
-        runner, chat("Write a long essay."), SamplingOptions(temperature=0, num_predict=5)
+        runner,
+        chat("Write a long essay."),
+        SamplingOptions(temperature=0, num_predict=5),
     )
     assert done.done_reason == "length"
     assert done.eval_count == 5
@@ -127,15 +135,21 @@ async def test_a_full_context_ends_generation_with_length(runner: RunnerHandle) 
     assert len(done.context) == 512
 
 
-async def test_an_overlong_prompt_fails_clearly_unless_truncated(runner: RunnerHandle) -> None:
+async def test_an_overlong_prompt_fails_clearly_unless_truncated(
+    runner: RunnerHandle,
+) -> None:
     prompt = chat("word " * 1000)
     with pytest.raises(InvalidRequest, match="exceeds the context length"):
         await complete(runner, prompt, truncate=False)
-    _, done = await complete(runner, prompt, SamplingOptions(temperature=0, num_predict=4))
+    _, done = await complete(
+        runner, prompt, SamplingOptions(temperature=0, num_predict=4)
+    )
     assert done.prompt_eval_count < 512
 
 
-async def test_a_json_grammar_constrains_the_output_to_json(runner: RunnerHandle) -> None:
+async def test_a_json_grammar_constrains_the_output_to_json(
+    runner: RunnerHandle,
+) -> None:
     text, _ = await complete(
         runner,
         chat("Describe a cat as JSON."),
@@ -147,14 +161,20 @@ async def test_a_json_grammar_constrains_the_output_to_json(runner: RunnerHandle
     assert isinstance(json.loads(text), dict)
 
 
-async def test_a_grammar_that_does_not_parse_is_an_invalid_request(runner: RunnerHandle) -> None:
+async def test_a_grammar_that_does_not_parse_is_an_invalid_request(
+    runner: RunnerHandle,
+) -> None:
     with pytest.raises(InvalidRequest):
         await complete(runner, "hi", SamplingOptions(grammar="root ::= ("))
 
 
-async def test_a_closed_stream_cancels_and_the_runner_serves_on(runner: RunnerHandle) -> None:
+async def test_a_closed_stream_cancels_and_the_runner_serves_on(
+    runner: RunnerHandle,
+) -> None:
     stream = runner.generate(
-        CompletionRequest(chat("Count to one thousand."), SamplingOptions(temperature=0))
+        CompletionRequest(
+            chat("Count to one thousand."), SamplingOptions(temperature=0)
+        )
     )
     first = await anext(stream)
     assert isinstance(first, TextDelta)
@@ -167,8 +187,12 @@ async def test_logprobs_come_with_each_token_when_asked(runner: RunnerHandle) ->
     events = [
         e
         async for e in runner.generate(
-            CompletionRequest(chat("Hi"), SamplingOptions(temperature=0, num_predict=3),
-                              logprobs=True, top_logprobs=2)
+            CompletionRequest(
+                chat("Hi"),
+                SamplingOptions(temperature=0, num_predict=3),
+                logprobs=True,
+                top_logprobs=2,
+            )
         )
     ]
     logprobs = [lp for e in events if isinstance(e, TextDelta) for lp in e.logprobs]
@@ -185,8 +209,12 @@ async def test_tokenize_and_detokenize_round_trip(runner: RunnerHandle) -> None:
     assert await runner.detokenize(tokens) == "Hello, world!"
 
 
-async def test_embeddings_are_unit_length_and_differ_by_input(runner: RunnerHandle) -> None:
-    result = await runner.embed(["The cat sat on the mat.", "Quantum chromodynamics"], True)
+async def test_embeddings_are_unit_length_and_differ_by_input(
+    runner: RunnerHandle,
+) -> None:
+    result = await runner.embed(
+        ["The cat sat on the mat.", "Quantum chromodynamics"], True
+    )
     assert len(result.embeddings) == 2
     for vector in result.embeddings:
         assert len(vector) == 576
@@ -204,7 +232,9 @@ async def test_an_embedding_input_beyond_the_context_fails_unless_truncated(
     assert result.prompt_eval_count == 512
 
 
-async def test_a_corrupt_model_file_is_a_load_error_and_leaves_no_process(tmp_path: Path) -> None:
+async def test_a_corrupt_model_file_is_a_load_error_and_leaves_no_process(
+    tmp_path: Path,
+) -> None:
     bad = tmp_path / "corrupt.gguf"
     bad.write_bytes(b"GGUF" + os.urandom(4096))
     before = _children()

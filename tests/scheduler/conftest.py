@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from gguf import GGUFReader
-
 from llmd.store.names import ModelName
 
 
@@ -49,7 +48,8 @@ def make_model(gguf_path: Path, smollm_metadata: dict[str, object]) -> MakeModel
     def make(name: str, path: Path | None = None) -> ModelValue:
         # A distinct digest per name: the scheduler treats them as different models.
         digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-        return ModelValue(ModelName.parse(name), path or gguf_path, digest,
-                          ModelInfo(smollm_metadata))
+        return ModelValue(
+            ModelName.parse(name), path or gguf_path, digest, ModelInfo(smollm_metadata)
+        )
 
     return make

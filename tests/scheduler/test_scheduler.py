@@ -10,7 +10,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from llmd.config import Config
 from llmd.errors import InsufficientMemory, QueueFull, RunnerCrashed, RunnerLoadFailed
 from llmd.runner.request import (
@@ -35,9 +34,13 @@ def chat(text: str) -> str:
     return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
 
-async def generate(lease: Lease, prompt: str, num_predict: int = 8) -> tuple[str, Completed]:
+async def generate(
+    lease: Lease, prompt: str, num_predict: int = 8
+) -> tuple[str, Completed]:
     text = ""
-    request = CompletionRequest(chat(prompt), SamplingOptions(temperature=0, num_predict=num_predict))
+    request = CompletionRequest(
+        chat(prompt), SamplingOptions(temperature=0, num_predict=num_predict)
+    )
     async for event in lease.generate(request):
         if isinstance(event, TextDelta):
             text += event.text
@@ -73,7 +76,9 @@ async def test_a_request_loads_its_model_once_and_reuses_it(make_model) -> None:
         async with scheduler.acquire(model, SMALL, None) as again:
             assert again.load_duration == 0
             assert again.runner_pid == lease.runner_pid
-            assert await again.detokenize(await again.tokenize("hi there")) == "hi there"
+            assert (
+                await again.detokenize(await again.tokenize("hi there")) == "hi there"
+            )
         assert scheduler.running()[0].in_flight == 0
     finally:
         await scheduler.close()
@@ -94,7 +99,9 @@ async def test_changed_load_options_reload_the_model(make_model) -> None:  # typ
         await scheduler.close()
 
 
-async def test_an_idle_model_is_evicted_to_make_room_and_a_busy_one_never_is(make_model) -> None:  # type: ignore[no-untyped-def]
+async def test_an_idle_model_is_evicted_to_make_room_and_a_busy_one_never_is(
+    make_model,
+) -> None:  # type: ignore[no-untyped-def]
     scheduler = Scheduler(Config(max_memory=ONE_MODEL))
     small, large = make_model("small:latest"), make_model("large:latest")
     wide = LoadOptions(num_ctx=1024)
@@ -132,9 +139,14 @@ async def test_max_loaded_models_evicts_the_least_recently_used(make_model) -> N
         await scheduler.close()
 
 
-async def test_a_model_that_cannot_fit_even_alone_is_insufficient_memory(make_model) -> None:  # type: ignore[no-untyped-def]
+async def test_a_model_that_cannot_fit_even_alone_is_insufficient_memory(
+    make_model,
+) -> None:  # type: ignore[no-untyped-def]
     scheduler = Scheduler(Config(max_memory=64 * MIB))
-    with pytest.raises(InsufficientMemory, match=r"model requires more system memory \(.+\) than is available \(64.0 MiB\)"):
+    with pytest.raises(
+        InsufficientMemory,
+        match=r"model requires more system memory \(.+\) than is available \(64.0 MiB\)",
+    ):
         async with scheduler.acquire(make_model("smollm2:135m"), SMALL, None):
             pass
     assert scheduler.running() == []
@@ -152,7 +164,9 @@ async def test_keep_alive_zero_unloads_right_after_the_request(make_model) -> No
         await scheduler.close()
 
 
-async def test_keep_alive_expiry_unloads_an_idle_model_and_forever_never_expires(make_model) -> None:  # type: ignore[no-untyped-def]
+async def test_keep_alive_expiry_unloads_an_idle_model_and_forever_never_expires(
+    make_model,
+) -> None:  # type: ignore[no-untyped-def]
     scheduler = Scheduler(Config(max_memory=4 * ONE_MODEL, keep_alive=0.3))
     brief, kept = make_model("brief:latest"), make_model("kept:latest")
     try:
@@ -181,8 +195,13 @@ async def test_requests_beyond_max_queue_get_queue_full(make_model) -> None:  # 
                     second_in.set()
 
             waiter = asyncio.create_task(second())
-            await until(lambda: scheduler.queue_depth == 1, "the second request to queue")
-            with pytest.raises(QueueFull, match="server busy, please try again.  maximum pending requests exceeded"):
+            await until(
+                lambda: scheduler.queue_depth == 1, "the second request to queue"
+            )
+            with pytest.raises(
+                QueueFull,
+                match="server busy, please try again.  maximum pending requests exceeded",
+            ):
                 async with scheduler.acquire(model, SMALL, None):
                     pass
             assert not second_in.is_set()
@@ -198,6 +217,7 @@ async def test_a_cancelled_waiter_gives_its_place_up(make_model) -> None:  # typ
     model = make_model("smollm2:135m")
     try:
         async with scheduler.acquire(model, SMALL, None):
+
             async def wait_for_slot() -> None:
                 async with scheduler.acquire(model, SMALL, None):
                     pass
@@ -224,7 +244,9 @@ async def test_a_runner_killed_mid_stream_fails_its_requests_and_the_next_reques
 
     async def doomed(started: asyncio.Event) -> None:
         async with scheduler.acquire(model, parallel, None) as lease:
-            request = CompletionRequest(chat("Count to a thousand."), SamplingOptions(temperature=0))
+            request = CompletionRequest(
+                chat("Count to a thousand."), SamplingOptions(temperature=0)
+            )
             async for _ in lease.generate(request):
                 started.set()
 
@@ -237,10 +259,15 @@ async def test_a_runner_killed_mid_stream_fails_its_requests_and_the_next_reques
         [pid] = {lease_pid for lease_pid in _runner_pids(scheduler)}
         os.kill(pid, signal.SIGKILL)
         for task in tasks:
-            with pytest.raises(RunnerCrashed, match="llama runner process has terminated: signal: killed"):
+            with pytest.raises(
+                RunnerCrashed,
+                match="llama runner process has terminated: signal: killed",
+            ):
                 async with asyncio.timeout(SAFETY):
                     await task
-        await until(lambda: not scheduler.running(), "the scheduler to forget the runner")
+        await until(
+            lambda: not scheduler.running(), "the scheduler to forget the runner"
+        )
         async with scheduler.acquire(model, parallel, None) as lease:
             assert lease.runner_pid != pid
             assert lease.load_duration > 0
@@ -251,7 +278,8 @@ async def test_a_runner_killed_mid_stream_fails_its_requests_and_the_next_reques
 
 
 async def test_a_corrupt_model_file_is_a_load_error_and_nothing_stays_loaded(
-    make_model, tmp_path: Path  # type: ignore[no-untyped-def]
+    make_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     bad = tmp_path / "corrupt.gguf"
     bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 4096)
@@ -279,7 +307,8 @@ async def test_unload_by_name_stops_an_idle_runner_and_reports_whether_it_was_lo
 
 
 async def test_runners_inherit_neither_listening_sockets_nor_socket_activation_variables(
-    make_model, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    make_model,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.setenv("LISTEN_FDS", "1")
     monkeypatch.setenv("LISTEN_PID", str(os.getpid()))

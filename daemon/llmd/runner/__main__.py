@@ -81,7 +81,9 @@ class Runner:
                     items = []
                 self.send(protocol.done_message(job_id, event))
             elif event.logprobs:
-                items.append([job_id, event.text, protocol.logprobs_to_wire(event.logprobs)])
+                items.append(
+                    [job_id, event.text, protocol.logprobs_to_wire(event.logprobs)]
+                )
             else:
                 items.append([job_id, event.text])
         if items:
@@ -97,13 +99,21 @@ class Runner:
             elif message["type"] == "cancel":
                 self._engine.cancel(message["id"])
             elif message["type"] == "embed":
-                vectors, count = self._engine.embed(list(message["inputs"]), message["truncate"])
+                vectors, count = self._engine.embed(
+                    list(message["inputs"]), message["truncate"]
+                )
                 self.send(
-                    {"type": "embedding", "id": message["id"], "embeddings": vectors,
-                     "prompt_eval_count": count}
+                    {
+                        "type": "embedding",
+                        "id": message["id"],
+                        "embeddings": vectors,
+                        "prompt_eval_count": count,
+                    }
                 )
             elif message["type"] == "tokenize":
-                tokens = self._engine.vocab.tokenize(message["text"], message["add_special"])
+                tokens = self._engine.vocab.tokenize(
+                    message["text"], message["add_special"]
+                )
                 self.send({"type": "tokens", "id": message["id"], "tokens": tokens})
             elif message["type"] == "detokenize":
                 text = self._engine.vocab.detokenize(message["tokens"])
@@ -113,7 +123,9 @@ class Runner:
             else:
                 raise ValueError(f"unknown runner message type {kind!r}")
         except (LlmdError, ValueError, KeyError, TypeError) as exc:
-            self.send(protocol.error_message(job_id if isinstance(job_id, int) else None, exc))
+            self.send(
+                protocol.error_message(job_id if isinstance(job_id, int) else None, exc)
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

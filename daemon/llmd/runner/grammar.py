@@ -25,7 +25,14 @@ def json_schema_to_gbnf(schema: Mapping[str, object] | bool) -> str:
     try:
         text = json.dumps(schema)
         return str(llama_grammar.json_schema_to_gbnf(text))
-    except (TypeError, ValueError, KeyError, AttributeError, RecursionError, AssertionError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        RecursionError,
+        AssertionError,
+    ) as exc:
         raise InvalidRequest(f"invalid JSON schema in format: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - the converter raises bare Exception for bad refs
         raise InvalidRequest(f"invalid JSON schema in format: {exc}") from None

@@ -36,8 +36,14 @@ log = logging.getLogger(__name__)
 
 # Variables a runner must not see: systemd's socket-activation and notify protocol belong to the
 # daemon alone (a child that saw LISTEN_FDS could take the HTTP socket for its own).
-_PRIVATE_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_PID",
-                "WATCHDOG_USEC")
+_PRIVATE_ENV = (
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+)
 
 
 def physical_cores() -> int:
@@ -47,8 +53,12 @@ def physical_cores() -> int:
     try:
         for cpu in allowed:
             topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-            cores.add(((topo / "physical_package_id").read_text().strip(),
-                       (topo / "core_id").read_text().strip()))
+            cores.add(
+                (
+                    (topo / "physical_package_id").read_text().strip(),
+                    (topo / "core_id").read_text().strip(),
+                )
+            )
     except OSError:
         return max(1, len(allowed))
     return max(1, len(cores))
@@ -72,27 +82,39 @@ class RunnerInfo:
     n_parallel: int
 
 
-async def spawn_runner(model_path: Path, load: LoadOptions, config: Config) -> RunnerHandle:
+async def spawn_runner(
+    model_path: Path, load: LoadOptions, config: Config
+) -> RunnerHandle:
     """Start a runner for ``model_path`` and wait, up to ``config.load_timeout``, until it loaded."""
     threads = load.num_thread or config.num_threads or physical_cores()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "llmd.runner",
-            "--fd", str(child.fileno()),
-            "--model", str(model_path),
-            "--load", json.dumps(dataclasses.asdict(load)),
-            "--threads", str(threads),
+            sys.executable,
+            "-m",
+            "llmd.runner",
+            "--fd",
+            str(child.fileno()),
+            "--model",
+            str(model_path),
+            "--load",
+            json.dumps(dataclasses.asdict(load)),
+            "--threads",
+            str(threads),
             *(["--debug"] if config.debug else []),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            pass_fds=(child.fileno(),),  # close_fds stays on: no listening socket leaks in
+            pass_fds=(
+                child.fileno(),
+            ),  # close_fds stays on: no listening socket leaks in
             env=env,
         )
     finally:
         child.close()
-    reader, writer = await asyncio.open_unix_connection(sock=parent, limit=protocol.MAX_FRAME)
+    reader, writer = await asyncio.open_unix_connection(
+        sock=parent, limit=protocol.MAX_FRAME
+    )
     handle = RunnerHandle(process, reader, writer)
     await handle._wait_loaded(model_path, config.load_timeout)
     return handle
@@ -161,12 +183,19 @@ class RunnerHandle:
         if first["type"] == "error":
             await self._reap(kill=False)
             error = protocol.error_from(first)
-            raise error if isinstance(error, RunnerLoadFailed) else RunnerLoadFailed(str(error))
+            raise (
+                error
+                if isinstance(error, RunnerLoadFailed)
+                else RunnerLoadFailed(str(error))
+            )
         if first["type"] != "loaded":
             await self._reap(kill=True)
-            raise RunnerLoadFailed(f"unexpected first message from runner: {first['type']}")
-        self.info = RunnerInfo(first["pid"], first["n_ctx"], first["n_ctx_train"],
-                               first["n_parallel"])
+            raise RunnerLoadFailed(
+                f"unexpected first message from runner: {first['type']}"
+            )
+        self.info = RunnerInfo(
+            first["pid"], first["n_ctx"], first["n_ctx_train"], first["n_parallel"]
+        )
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
 
     async def _reap(self, *, kill: bool) -> None:
@@ -195,12 +224,15 @@ class RunnerHandle:
                 if self._closing:
                     queue.put_nowait(RunnerError("the model was unloaded"))
                 else:
-                    queue.put_nowait(RunnerCrashed(
-                        f"llama runner process has terminated: {describe_exit(returncode)}"))
+                    queue.put_nowait(
+                        RunnerCrashed(
+                            f"llama runner process has terminated: {describe_exit(returncode)}"
+                        )
+                    )
             for callback in self._on_exit:
                 try:
                     callback(self)
-                except Exception:  # noqa: BLE001 - a callback must not stop the others
+                except Exception:
                     log.exception("runner exit callback failed")
 
     def _dispatch(self, message: protocol.Message) -> None:
@@ -218,7 +250,9 @@ class RunnerHandle:
             if queue is not None:
                 queue.put_nowait(error)
             else:
-                log.warning("runner error", extra={"PID": self.pid, "ERROR": str(error)})
+                log.warning(
+                    "runner error", extra={"PID": self.pid, "ERROR": str(error)}
+                )
         elif queue is None:
             return  # an answer for a request the caller already gave up on
         elif kind == "done":
@@ -248,14 +282,21 @@ class RunnerHandle:
 
     # --- requests ------------------------------------------------------------------------------
 
-    async def generate(self, request: CompletionRequest) -> AsyncIterator[CompletionEvent]:
+    async def generate(
+        self, request: CompletionRequest
+    ) -> AsyncIterator[CompletionEvent]:
         job_id = next(self._ids)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._pending[job_id] = queue
         finished = False
         try:
-            self._send({"type": "completion", "id": job_id,
-                        "request": protocol.request_to_wire(request)})
+            self._send(
+                {
+                    "type": "completion",
+                    "id": job_id,
+                    "request": protocol.request_to_wire(request),
+                }
+            )
             while True:
                 event = await queue.get()
                 if isinstance(event, LlmdError):
@@ -273,21 +314,34 @@ class RunnerHandle:
                 self._writer.write(protocol.encode({"type": "cancel", "id": job_id}))
 
     async def embed(self, inputs: Sequence[str], truncate: bool) -> EmbeddingResult:
-        answer = await self._call(lambda i: {"type": "embed", "id": i, "inputs": list(inputs),
-                                             "truncate": truncate})
+        answer = await self._call(
+            lambda i: {
+                "type": "embed",
+                "id": i,
+                "inputs": list(inputs),
+                "truncate": truncate,
+            }
+        )
         return EmbeddingResult(
             embeddings=tuple(tuple(v) for v in answer["embeddings"]),
             prompt_eval_count=answer["prompt_eval_count"],
         )
 
     async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
-        answer = await self._call(lambda i: {"type": "tokenize", "id": i, "text": text,
-                                             "add_special": add_special})
+        answer = await self._call(
+            lambda i: {
+                "type": "tokenize",
+                "id": i,
+                "text": text,
+                "add_special": add_special,
+            }
+        )
         return list(answer["tokens"])
 
     async def detokenize(self, tokens: Sequence[int]) -> str:
-        answer = await self._call(lambda i: {"type": "detokenize", "id": i,
-                                             "tokens": list(tokens)})
+        answer = await self._call(
+            lambda i: {"type": "detokenize", "id": i, "tokens": list(tokens)}
+        )
         return str(answer["text"])
 
     # --- shutdown ------------------------------------------------------------------------------

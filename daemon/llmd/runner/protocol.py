@@ -139,14 +139,16 @@ Message = (
 
 
 def encode(message: Message) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
     return HEADER.pack(len(body)) + body
 
 
 def decode(body: bytes) -> Message:
     value = json.loads(body)
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-        raise ValueError("a runner frame must be a JSON object with a type")
+        raise ValueError("a runner frame must be a JSON object with a type")  # noqa: TRY004 - a protocol error, like bad JSON
     return value  # type: ignore[return-value]
 
 
@@ -194,7 +196,10 @@ def request_from_wire(wire: dict[str, Any]) -> CompletionRequest:
 
 
 def logprobs_to_wire(values: tuple[TokenLogprob, ...]) -> list[Any]:
-    return [[v.token, v.logprob, list(v.bytes), logprobs_to_wire(v.top_logprobs)] for v in values]
+    return [
+        [v.token, v.logprob, list(v.bytes), logprobs_to_wire(v.top_logprobs)]
+        for v in values
+    ]
 
 
 def logprobs_from_wire(values: list[Any]) -> tuple[TokenLogprob, ...]:

@@ -21,7 +21,9 @@ _RANDOM_SEED = 0xFFFFFFFF
 class SamplerChain:
     """Owns one llama_sampler chain; free() releases it (and every sampler added to it)."""
 
-    def __init__(self, vocab: ctypes.c_void_p, n_vocab: int, options: SamplingOptions) -> None:
+    def __init__(
+        self, vocab: ctypes.c_void_p, n_vocab: int, options: SamplingOptions
+    ) -> None:
         params = lc.llama_sampler_chain_default_params()
         params.no_perf = True
         self._chain = lc.llama_sampler_chain_init(params)
@@ -42,9 +44,10 @@ class SamplerChain:
         lc.llama_sampler_chain_add(self._chain, sampler)
 
     def _add_chain(self, n_vocab: int, o: SamplingOptions) -> None:
-        penalize = (
-            o.repeat_last_n != 0
-            and (o.repeat_penalty != 1.0 or o.frequency_penalty != 0.0 or o.presence_penalty != 0.0)
+        penalize = o.repeat_last_n != 0 and (
+            o.repeat_penalty != 1.0
+            or o.frequency_penalty != 0.0
+            or o.presence_penalty != 0.0
         )
         if penalize:
             # Ollama: repeat_last_n -1 means the whole context

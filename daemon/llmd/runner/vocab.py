@@ -21,7 +21,9 @@ class Vocab:
         while True:
             out = (lc.llama_token * capacity)()
             # parse_special: rendered chat templates carry control tokens such as <|im_start|>.
-            n = lc.llama_tokenize(self.ptr, data, len(data), out, capacity, add_special, True)
+            n = lc.llama_tokenize(
+                self.ptr, data, len(data), out, capacity, add_special, True
+            )
             if n >= 0:
                 return list(out[:n])
             capacity = -n

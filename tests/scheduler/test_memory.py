@@ -1,0 +1,83 @@
+"""The memory estimate and budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llmd import memory
+from llmd.config import Config
+from llmd.runner.request import LoadOptions
+
+METADATA: dict[str, object] = {
+    "general.architecture": "llama",
+    "llama.block_count": 30,
+    "llama.embedding_length": 576,
+    "llama.attention.head_count": 9,
+    "llama.attention.head_count_kv": 3,
+    "llama.vocab_size": 49152,
+}
+
+
+def test_the_kv_cache_grows_with_num_ctx_times_num_parallel() -> None:
+    one = memory.estimate(0, METADATA, LoadOptions(num_ctx=2048, num_parallel=1))
+    four = memory.estimate(0, METADATA, LoadOptions(num_ctx=2048, num_parallel=4))
+    # f16 K and V: layers × cells × kv heads × (key + value head size) × 2 bytes
+    per_cell = 30 * 3 * (64 + 64) * 2
+    assert four - one == 3 * 2048 * per_cell
+
+
+def test_the_weights_count_in_full() -> None:
+    base = memory.estimate(0, METADATA, LoadOptions())
+    assert memory.estimate(10**9, METADATA, LoadOptions()) == base + 10**9
+
+
+def test_the_estimate_covers_what_a_real_runner_holds(gguf_path: Path) -> None:
+    # Measured resident size of a SmolLM2 runner at num_ctx 4096: about 250 MiB.
+    assert (
+        memory.estimate_model(gguf_path, METADATA, LoadOptions(num_ctx=4096))
+        > 250 * 2**20
+    )
+
+
+def test_max_memory_is_the_budget_when_set() -> None:
+    assert memory.budget(Config(max_memory=123456789)) == 123456789
+
+
+def test_without_max_memory_the_budget_is_a_fraction_of_what_is_available() -> None:
+    whole = memory.budget(Config(memory_fraction=1.0))
+    half = memory.budget(Config(memory_fraction=0.5))
+    assert whole > 0
+    assert half == pytest.approx(whole / 2, rel=0.05)
+
+
+def test_a_cgroup_v2_limit_caps_what_is_available(tmp_path: Path) -> None:
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/system.slice/llmd.service\n")
+    group = tmp_path / "fs" / "system.slice" / "llmd.service"
+    group.mkdir(parents=True)
+    (group / "memory.max").write_text("1073741824\n")
+    (group / "memory.current").write_text("73741824\n")
+    assert memory.cgroup_available(tmp_path / "fs", proc) == 1_000_000_000
+    (group / "memory.max").write_text("max\n")
+    assert memory.cgroup_available(tmp_path / "fs", proc) is None
+
+
+def test_a_cgroup_v1_limit_caps_what_is_available(tmp_path: Path) -> None:
+    proc = tmp_path / "cgroup"
+    proc.write_text("4:memory:/llmd\n3:cpu,cpuacct:/\n")
+    group = tmp_path / "fs" / "memory" / "llmd"
+    group.mkdir(parents=True)
+    (group / "memory.limit_in_bytes").write_text("2000\n")
+    (group / "memory.usage_in_bytes").write_text("500\n")
+    assert memory.cgroup_available(tmp_path / "fs", proc) == 1500
+    (group / "memory.limit_in_bytes").write_text(str(2**63 - 4096))
+    assert memory.cgroup_available(tmp_path / "fs", proc) is None
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(512, "512 B"), (64 * 2**20, "64.0 MiB"), (3 * 2**30 // 2, "1.5 GiB")],
+)
+def test_sizes_read_as_ollama_prints_them(size: int, text: str) -> None:
+    assert memory.format_bytes(size) == text
