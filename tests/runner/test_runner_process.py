@@ -264,3 +264,16 @@ def _children() -> set[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == me:
             found.add(int(entry.name))
     return found
+
+
+async def test_a_load_past_its_deadline_fails_and_leaves_no_process(
+    gguf_path: Path,
+) -> None:
+    before = _children()
+    with pytest.raises(
+        RunnerLoadFailed, match="timed out waiting for llama runner to start"
+    ):
+        await spawn_runner(
+            gguf_path, LoadOptions(num_ctx=256), Config(load_timeout=0.001)
+        )
+    assert _children() <= before

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 from llmd.config import Config
-from llmd.errors import InsufficientMemory, QueueFull, RunnerCrashed, RunnerLoadFailed
+from llmd.errors import (
+    InsufficientMemory,
+    QueueFull,
+    RunnerCrashed,
+    RunnerError,
+    RunnerLoadFailed,
+)
 from llmd.runner.request import (
     Completed,
     CompletionRequest,
@@ -345,3 +351,33 @@ async def test_reconfigure_lowers_max_loaded_models_live(make_model) -> None:  #
 
 def _runner_pids(scheduler: Scheduler) -> list[int]:
     return [r.handle.pid for r in scheduler._runners.values()]
+
+
+async def test_close_stops_every_runner_and_fails_what_is_still_running(
+    make_model,
+) -> None:  # type: ignore[no-untyped-def]
+    scheduler = Scheduler(Config(max_memory=ONE_MODEL))
+    model = make_model("smollm2:135m")
+    started = asyncio.Event()
+
+    async def long_request() -> None:
+        async with scheduler.acquire(model, SMALL, None) as lease:
+            request = CompletionRequest(
+                chat("Count to a thousand."), SamplingOptions(temperature=0)
+            )
+            async for _ in lease.generate(request):
+                started.set()
+
+    task = asyncio.create_task(long_request())
+    async with asyncio.timeout(SAFETY):
+        await started.wait()
+    [pid] = _runner_pids(scheduler)
+    await scheduler.close(drain_timeout=0)
+    with pytest.raises(RunnerError, match="the model was unloaded"):
+        async with asyncio.timeout(SAFETY):
+            await task
+    assert scheduler.running() == []
+    assert not Path(f"/proc/{pid}").exists()
+    with pytest.raises(RunnerError, match="shutting down"):
+        async with scheduler.acquire(model, SMALL, None):
+            pass
