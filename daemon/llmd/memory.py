@@ -42,7 +42,8 @@ def estimate(file_size: int, metadata: Mapping[str, object], load: LoadOptions) 
     n_vocab = _int(metadata, f"{arch}.vocab_size", 0)
     if not n_vocab:
         tokens = metadata.get("tokenizer.ggml.tokens")
-        n_vocab = len(tokens) if isinstance(tokens, (list, tuple)) else 32000
+        # the store may keep long arrays unread, as a sized placeholder
+        n_vocab = len(tokens) if hasattr(tokens, "__len__") else 32000
     n_parallel = 1 if load.embedding else max(1, load.num_parallel)
     n_ctx = load.num_ctx * n_parallel
     n_ubatch = min(max(load.num_batch, n_parallel), 512)

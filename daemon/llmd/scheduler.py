@@ -192,6 +192,10 @@ class Scheduler:
         """Apply a new Config live: keep_alive default, max_loaded_models, max_queue, memory."""
         self._config = config
         self._budget = memory.budget(config)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: the new limits apply from the next load on
         self._spawn_task(self._shed_excess())
 
     def acquire(

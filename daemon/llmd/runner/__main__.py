@@ -28,7 +28,9 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     # If the daemon is SIGKILLed its socket end closes too, but a runner busy in llama_decode would
-    # only notice after the step; the kernel signal makes the exit immediate.
+    # only notice after the step; the kernel signal makes the exit immediate. The "parent" here is
+    # the thread that forked us: asyncio spawns from the event loop's thread, which lives as long
+    # as the daemon does.
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 "type": "loaded",
                 "n_ctx": engine.n_ctx_seq,
                 "n_ctx_train": engine.n_ctx_train,
-                "n_parallel": max(1, load.num_parallel),
+                "n_parallel": 1 if load.embedding else max(1, load.num_parallel),
                 "pid": os.getpid(),
             }
         )
