@@ -26,6 +26,7 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     │   └── RunnerCrashed
     ├── RegistryError               a registry refused or broke a pull / push
     │   └── RegistryAuthError
+    ├── CorruptBlobs                blobs in the store whose bytes no longer match their digest
     └── ConfigError                 an invalid configuration source, key or value
 """
 
@@ -136,6 +137,10 @@ class RegistryError(LlmdError):
 
 
 class RegistryAuthError(RegistryError):
+    pass
+
+
+class CorruptBlobs(LlmdError):
     pass
 
 
