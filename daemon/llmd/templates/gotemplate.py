@@ -25,6 +25,11 @@ class GoTemplate:
             if isinstance(node, (p.Field, p.Variable, p.Chain)):
                 names.update(n.lower() for n in node.names)
         self.vars = frozenset(names)
+        if not self.uses("messages") and not self.uses("response"):
+            # Ollama appends {{ .Response }} so that a prompt-only template still shows history.
+            response = p.Pipe(1, (), False, (p.Command((p.Field(("Response",)),)),))
+            self.nodes = (*self.nodes, p.Action(response))
+            self.vars = self.vars | {"response"}
         self._cut: tuple[p.Node, ...] | None = None
 
     def uses(self, name: str) -> bool:

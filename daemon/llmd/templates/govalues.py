@@ -16,12 +16,16 @@ from collections.abc import Mapping, Sequence
 class GoStruct:
     """A Go struct value: named fields in declaration order, plus its JSON form for ``json``."""
 
-    __slots__ = ("type_name", "fields", "json_value")
+    __slots__ = ("type_name", "fields", "json_value", "prints_json")
 
-    def __init__(self, type_name: str, fields: dict[str, object], json_value: object) -> None:
+    def __init__(
+        self, type_name: str, fields: dict[str, object], json_value: object,
+        prints_json: bool = False,
+    ) -> None:
         self.type_name = type_name
         self.fields = fields
         self.json_value = json_value
+        self.prints_json = prints_json  # the Go type's String() marshals it (api.Tool...)
 
     def __repr__(self) -> str:
         return f"GoStruct({self.type_name}, {self.fields!r})"
@@ -29,6 +33,10 @@ class GoStruct:
 
 class JsonMap(dict[str, object]):
     """A map whose Go type has a ``String()`` method that prints it as JSON."""
+
+
+class JsonList(list[object]):
+    """A slice whose Go type has a ``String()`` method that prints it as JSON (``.Tools``)."""
 
 
 class GoStringer:
@@ -124,7 +132,7 @@ def go_print(value: object) -> str:
         return value
     if isinstance(value, GoStringer):
         return value.text
-    if isinstance(value, JsonMap):
+    if isinstance(value, (JsonMap, JsonList)) or isinstance(value, GoStruct) and value.prints_json:
         return go_json(value)
     if isinstance(value, Mapping):
         return "map[" + " ".join(f"{k}:{_inner(value[k])}" for k in sorted(value)) + "]"
