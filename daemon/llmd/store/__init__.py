@@ -1,0 +1,36 @@
+"""The model store: names, blobs, manifests, Modelfiles, GGUF metadata (see CONTRACT.md)."""
+
+from llmd.options import check_parameters
+from llmd.store.digest import parse_digest
+from llmd.store.gguf import GGUFArray, GGUFInfo, read_gguf_info
+from llmd.store.local_import import create_from_modelfile
+from llmd.store.modelfile import (
+    CreateSources,
+    Message,
+    Modelfile,
+    format_modelfile,
+    parse_modelfile,
+    resolve_sources,
+)
+from llmd.store.models import CreateRequest, Model
+from llmd.store.names import ModelName
+from llmd.store.store import Store
+
+__all__ = [
+    "CreateRequest",
+    "CreateSources",
+    "GGUFArray",
+    "GGUFInfo",
+    "Message",
+    "Model",
+    "ModelName",
+    "Modelfile",
+    "Store",
+    "check_parameters",
+    "create_from_modelfile",
+    "format_modelfile",
+    "parse_digest",
+    "parse_modelfile",
+    "read_gguf_info",
+    "resolve_sources",
+]
