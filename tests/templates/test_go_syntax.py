@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from llmd.errors import InvalidRequest, TemplateError
 from llmd.templates import check_go_template
 from llmd.templates.gotemplate import compile_go
@@ -20,39 +19,73 @@ def run(text: str, **data: object) -> str:
     [
         ("a  {{- .X -}}  b", {"X": 1}, "a1b"),
         ("{{/* a comment */}}x{{- /* trimmed */ -}} y", {}, "xy"),
-        ("{{ if .X }}yes{{ else if .Y }}why{{ else }}no{{ end }}", {"X": "", "Y": [1]}, "why"),
-        ("{{ if or 0 \"\" .Missing }}t{{ else }}f{{ end }}", {}, "f"),
-        ("{{ and 1 \"x\" }} {{ or 0 \"y\" }} {{ not 0 }}", {}, "x y true"),
-        ("{{ range $i, $x := .L }}{{ $i }}={{ $x }},{{ end }}", {"L": ["a", "b"]}, "0=a,1=b,"),
+        (
+            "{{ if .X }}yes{{ else if .Y }}why{{ else }}no{{ end }}",
+            {"X": "", "Y": [1]},
+            "why",
+        ),
+        ('{{ if or 0 "" .Missing }}t{{ else }}f{{ end }}', {}, "f"),
+        ('{{ and 1 "x" }} {{ or 0 "y" }} {{ not 0 }}', {}, "x y true"),
+        (
+            "{{ range $i, $x := .L }}{{ $i }}={{ $x }},{{ end }}",
+            {"L": ["a", "b"]},
+            "0=a,1=b,",
+        ),
         ("{{ range .L }}{{ . }}{{ else }}empty{{ end }}", {"L": []}, "empty"),
-        ("{{ range $k, $v := .M }}{{ $k }}{{ $v }}{{ end }}", {"M": {"b": 2, "a": 1}}, "a1b2"),
-        ("{{ range .L }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ if eq . 4 }}{{ break }}{{ end }}{{ . }}{{ end }}",
-         {"L": [1, 2, 3, 4, 5]}, "13"),
+        (
+            "{{ range $k, $v := .M }}{{ $k }}{{ $v }}{{ end }}",
+            {"M": {"b": 2, "a": 1}},
+            "a1b2",
+        ),
+        (
+            "{{ range .L }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ if eq . 4 }}{{ break }}{{ end }}{{ . }}{{ end }}",
+            {"L": [1, 2, 3, 4, 5]},
+            "13",
+        ),
         ("{{ with .X }}[{{ . }}]{{ else }}none{{ end }}", {"X": "v"}, "[v]"),
         ("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", {}, "2"),
         ("{{ range .L }}{{ $.Top }}{{ end }}", {"L": [1, 2], "Top": "T"}, "TT"),
-        ("{{ eq .R \"a\" \"b\" \"c\" }} {{ ne 1 2 }} {{ lt 1 2 }} {{ ge \"b\" \"a\" }}", {"R": "c"},
-         "true true true true"),
-        ("{{ len .L }} {{ index .L 1 }} {{ slice .L 1 }} {{ slice \"hello\" 1 3 }}", {"L": [1, 2, 3]},
-         "3 2 [2 3] el"),
-        ("{{ .X | printf \"%s!\" }} {{ printf \"%d-%v-%q\" 3 true \"s\" }}", {"X": "hi"}, 'hi! 3-true-"s"'),
-        ("{{ print 1 2 \"a\" }} {{ 1.5 }} {{ -2 }} {{ true }}", {}, "1 2a 1.5 -2 true"),
-        ("{{ json .M }}", {"M": {"z": "<&>", "a": [1, 2.0]}}, '{"z":"\\u003c\\u0026\\u003e","a":[1,2]}'),
+        (
+            '{{ eq .R "a" "b" "c" }} {{ ne 1 2 }} {{ lt 1 2 }} {{ ge "b" "a" }}',
+            {"R": "c"},
+            "true true true true",
+        ),
+        (
+            '{{ len .L }} {{ index .L 1 }} {{ slice .L 1 }} {{ slice "hello" 1 3 }}',
+            {"L": [1, 2, 3]},
+            "3 2 [2 3] el",
+        ),
+        (
+            '{{ .X | printf "%s!" }} {{ printf "%d-%v-%q" 3 true "s" }}',
+            {"X": "hi"},
+            'hi! 3-true-"s"',
+        ),
+        ('{{ print 1 2 "a" }} {{ 1.5 }} {{ -2 }} {{ true }}', {}, "1 2a 1.5 -2 true"),
+        (
+            "{{ json .M }}",
+            {"M": {"z": "<&>", "a": [1, 2.0]}},
+            '{"z":"\\u003c\\u0026\\u003e","a":[1,2]}',
+        ),
         ("{{ .Missing }}", {}, "<no value>"),
-        ("{{ (len .L) }}{{ (index .L 0).Name }}",
-         {"L": [GoStruct("T", {"Name": "n"}, {})]}, "1n"),
-        ("{{ `raw\\n` }}{{ \"q\\t\" }}", {}, "raw\\nq\t"),
+        (
+            "{{ (len .L) }}{{ (index .L 0).Name }}",
+            {"L": [GoStruct("T", {"Name": "n"}, {})]},
+            "1n",
+        ),
+        ('{{ `raw\\n` }}{{ "q\\t" }}', {}, "raw\\nq\t"),
     ],
 )
-def test_go_template_constructs_evaluate_as_in_go(text: str, data: dict[str, object], expected: str) -> None:
+def test_go_template_constructs_evaluate_as_in_go(
+    text: str, data: dict[str, object], expected: str
+) -> None:
     assert run(text, **data) == expected
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("{{ define \"x\" }}{{ end }}", "unsupported construct {{define}}"),
-        ("{{ template \"x\" }}", "unsupported construct {{template}}"),
+        ('{{ define "x" }}{{ end }}', "unsupported construct {{define}}"),
+        ('{{ template "x" }}', "unsupported construct {{template}}"),
         ("{{ html .X }}", 'unsupported construct: function "html"'),
         ("hello {{ .Prompt ", "unclosed action"),
         ("{{ if .X }}open", "has no {{end}}"),
@@ -64,10 +97,12 @@ def test_go_template_constructs_evaluate_as_in_go(text: str, data: dict[str, obj
         ("{{ .X | .Y }}", "non executable command in pipeline stage 2"),
         ("{{ break }}", "{{break}} outside {{range}}"),
         ("{{ }}", "missing value for command"),
-        ("{{ \"abc }}", "unterminated quoted string"),
+        ('{{ "abc }}', "unterminated quoted string"),
     ],
 )
-def test_a_template_that_cannot_run_is_refused_at_check_time(text: str, problem: str) -> None:
+def test_a_template_that_cannot_run_is_refused_at_check_time(
+    text: str, problem: str
+) -> None:
     with pytest.raises(TemplateError) as caught:
         check_go_template(text)
     assert isinstance(caught.value, InvalidRequest)
@@ -78,10 +113,13 @@ def test_a_template_that_cannot_run_is_refused_at_check_time(text: str, problem:
 @pytest.mark.parametrize(
     ("text", "data", "problem"),
     [
-        ("{{ .M.Nope }}", {"M": GoStruct("*api.Message", {"Role": "user"}, {})},
-         "can't evaluate field Nope in type *api.Message"),
+        (
+            "{{ .M.Nope }}",
+            {"M": GoStruct("*api.Message", {"Role": "user"}, {})},
+            "can't evaluate field Nope in type *api.Message",
+        ),
         ("{{ .Missing.Field }}", {}, "nil pointer evaluating interface {}.Field"),
-        ("{{ eq 1 \"1\" }}", {}, "incompatible types for comparison"),
+        ('{{ eq 1 "1" }}', {}, "incompatible types for comparison"),
         ("{{ index .L 5 }}", {"L": [1]}, "index out of range: 5"),
         ("{{ len 3 }}", {}, "len of type int"),
         ("{{ not 1 2 }}", {}, "wrong number of args for not: want 1 got 2"),
@@ -101,4 +139,7 @@ def test_the_error_line_is_where_the_problem_is() -> None:
 
 
 def test_a_valid_template_passes_the_check() -> None:
-    assert check_go_template("{{ range $i, $m := .Messages }}{{ $m.Role }}{{ end }}") is None
+    assert (
+        check_go_template("{{ range $i, $m := .Messages }}{{ $m.Role }}{{ end }}")
+        is None
+    )

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from llmd.templates import ToolCall, ToolCallParser, parse_tool_calls, tool_call_parser, tool_call_tags
+from llmd.templates import (
+    ToolCall,
+    ToolCallParser,
+    parse_tool_calls,
+    tool_call_parser,
+    tool_call_tags,
+)
 from templates.library import CHATML_TOOLS, LLAMA31_TOOLS, MISTRAL_TOOLS
 
 PARIS = ToolCall("get_weather", {"city": "Paris", "unit": "C"})
@@ -14,7 +19,10 @@ def test_template_shows_the_tags_around_calls() -> None:
     assert tool_call_tags(CHATML_TOOLS, None) == ("<tool_call>", "</tool_call>")
     assert tool_call_tags(MISTRAL_TOOLS, None) == ("[TOOL_CALLS]", "")
     assert tool_call_tags(LLAMA31_TOOLS, None) is None
-    assert tool_call_tags(None, "{% if tools %}<tool_call>{% endif %}") == ("<tool_call>", "</tool_call>")
+    assert tool_call_tags(None, "{% if tools %}<tool_call>{% endif %}") == (
+        "<tool_call>",
+        "</tool_call>",
+    )
 
 
 def test_plain_json_with_parameters_is_a_call() -> None:
@@ -28,15 +36,25 @@ def test_arguments_keep_their_key_order() -> None:
 
 
 def test_tagged_calls_are_taken_out_of_the_content() -> None:
-    text = ('Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}\n'
-            "</tool_call>")
-    assert parse_tool_calls(text, go_template=CHATML_TOOLS) == ("Let me check.", (PARIS,))
+    text = (
+        'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}\n'
+        "</tool_call>"
+    )
+    assert parse_tool_calls(text, go_template=CHATML_TOOLS) == (
+        "Let me check.",
+        (PARIS,),
+    )
 
 
 def test_a_list_after_the_prefix_gives_several_calls() -> None:
-    text = ('[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}, '
-            '{"name": "get_time", "arguments": {}}]')
-    assert parse_tool_calls(text, go_template=MISTRAL_TOOLS) == ("", (PARIS, ToolCall("get_time", {})))
+    text = (
+        '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}, '
+        '{"name": "get_time", "arguments": {}}]'
+    )
+    assert parse_tool_calls(text, go_template=MISTRAL_TOOLS) == (
+        "",
+        (PARIS, ToolCall("get_time", {})),
+    )
 
 
 def test_openai_shaped_calls_with_string_arguments_are_understood() -> None:
@@ -63,15 +81,34 @@ def test_only_offered_tools_count_when_names_are_given() -> None:
     assert parse_tool_calls(text, tool_names=["get_weather"]) == (text, ())
 
 
-def stream(parser: ToolCallParser, pieces: list[str]) -> list[tuple[str, tuple[ToolCall, ...]]]:
+def stream(
+    parser: ToolCallParser, pieces: list[str]
+) -> list[tuple[str, tuple[ToolCall, ...]]]:
     return [parser.feed(p) for p in pieces] + [parser.flush()]
 
 
 def test_streaming_holds_back_a_possible_call_and_releases_it_as_a_call() -> None:
     parser = tool_call_parser(CHATML_TOOLS, None)
-    out = stream(parser, ["Sure", " <tool", "_call>\n{\"na", 'me": "get_weather", "arguments": ',
-                          '{"city": "Paris", "unit": "C"}}\n</tool', "_call>"])
-    assert out == [("Sure", ()), (" ", ()), ("", ()), ("", ()), ("", ()), ("", (PARIS,)), ("", ())]
+    out = stream(
+        parser,
+        [
+            "Sure",
+            " <tool",
+            '_call>\n{"na',
+            'me": "get_weather", "arguments": ',
+            '{"city": "Paris", "unit": "C"}}\n</tool',
+            "_call>",
+        ],
+    )
+    assert out == [
+        ("Sure", ()),
+        (" ", ()),
+        ("", ()),
+        ("", ()),
+        ("", ()),
+        ("", (PARIS,)),
+        ("", ()),
+    ]
 
 
 def test_streaming_releases_text_as_soon_as_it_cannot_be_a_call() -> None:
@@ -97,6 +134,9 @@ def test_streaming_a_call_without_its_closing_tag_is_still_a_call_at_the_end() -
 
 def test_streaming_mistral_prefix_split_across_deltas() -> None:
     parser = tool_call_parser(MISTRAL_TOOLS, None)
-    out = stream(parser, ["[TOOL", "_CALLS] [", '{"name": "f", "arguments": {"a": [1, "]"]}}', "]"])
+    out = stream(
+        parser,
+        ["[TOOL", "_CALLS] [", '{"name": "f", "arguments": {"a": [1, "]"]}}', "]"],
+    )
     assert out[-2:] == [("", (ToolCall("f", {"a": [1, "]"]}),)), ("", ())]
     assert all(text == "" for text, _ in out)

@@ -14,7 +14,12 @@ Every failure is a ``TemplateError`` (an ``InvalidRequest``) whose message start
 from llmd.templates.gotemplate import check_go_template
 from llmd.templates.messages import ChatMessage, ToolCall
 from llmd.templates.render import render_chat, render_generate, template_supports
-from llmd.templates.tools import ToolCallParser, parse_tool_calls, tool_call_parser, tool_call_tags
+from llmd.templates.tools import (
+    ToolCallParser,
+    parse_tool_calls,
+    tool_call_parser,
+    tool_call_tags,
+)
 
 __all__ = [
     "ChatMessage",

@@ -84,7 +84,11 @@ class _State:
             items = [(k, value[k]) for k in sorted(value)]
         elif isinstance(value, (list, tuple)):
             items = list(enumerate(value))
-        elif isinstance(value, int) and not isinstance(value, bool) and len(node.pipe.decl) < 2:
+        elif (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and len(node.pipe.decl) < 2
+        ):
             items = [(i, i) for i in range(value)]
         else:
             raise self.error(f"range can't iterate over {go_print(value)}")
@@ -189,7 +193,9 @@ def call(name: str, thunks: list[Callable[[], object]]) -> object:
         if not thunks:
             raise _Failure(f"wrong number of args for {name}: want at least 1 got 0")
         value: object = None
-        for thunk in thunks:  # Go short-circuits: the first deciding argument is the result
+        for (
+            thunk
+        ) in thunks:  # Go short-circuits: the first deciding argument is the result
             value = thunk()
             if is_true(value) == (name == "or"):
                 return value
@@ -268,13 +274,17 @@ def _index(value: object, *keys: object) -> object:
                 raise _Failure(f"error calling index: index out of range: {key}")
             value = value[key] if not isinstance(value, str) else value.encode()[key]
         else:
-            raise _Failure(f"error calling index: can't index item of type {type_name(value)}")
+            raise _Failure(
+                f"error calling index: can't index item of type {type_name(value)}"
+            )
     return value
 
 
 def _slice(value: object, *idx: object) -> object:
     if not isinstance(value, (str, list, tuple)):
-        raise _Failure(f"error calling slice: can't slice item of type {type_name(value)}")
+        raise _Failure(
+            f"error calling slice: can't slice item of type {type_name(value)}"
+        )
     if len(idx) > (2 if isinstance(value, str) else 3):
         raise _Failure(f"error calling slice: too many slice indexes: {len(idx)}")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
@@ -283,7 +293,9 @@ def _slice(value: object, *idx: object) -> object:
     lo = bounds[0] if bounds else 0
     hi = bounds[1] if len(bounds) > 1 else len(value)
     if not 0 <= lo <= hi <= len(value):
-        raise _Failure(f"error calling slice: index out of range: {hi if hi > len(value) else lo}")
+        raise _Failure(
+            f"error calling slice: index out of range: {hi if hi > len(value) else lo}"
+        )
     return value[lo:hi]
 
 
@@ -318,7 +330,9 @@ def _sprintf(fmt: object, *args: object) -> str:
         arg = rest.pop(0)
         if v == "q" and isinstance(arg, str):
             text = json.dumps(arg, ensure_ascii=False)  # close to strconv.Quote
-        elif v in "dfeg" and isinstance(arg, (int, float)) and not isinstance(arg, bool):
+        elif (
+            v in "dfeg" and isinstance(arg, (int, float)) and not isinstance(arg, bool)
+        ):
             spec = f"{flags}{width}{'.' + prec if prec else ''}{v if v != 'd' else 'd'}"
             text = format(int(arg) if v == "d" else float(arg), spec.replace("#", ""))
             return text
@@ -326,17 +340,25 @@ def _sprintf(fmt: object, *args: object) -> str:
             text = go_print(arg) if arg is not None else "<nil>"
         else:
             return f"%!{v}({type_name(arg)}={go_print(arg)})"
-        return text.rjust(int(width)) if width and "-" not in flags else text.ljust(int(width or 0))
+        return (
+            text.rjust(int(width))
+            if width and "-" not in flags
+            else text.ljust(int(width or 0))
+        )
 
     out = _VERB.sub(verb, fmt)
     if rest:
-        out += "%!(EXTRA " + ", ".join(f"{type_name(a)}={go_print(a)}" for a in rest) + ")"
+        out += (
+            "%!(EXTRA " + ", ".join(f"{type_name(a)}={go_print(a)}" for a in rest) + ")"
+        )
     return out
 
 
 def _date(days: int) -> Callable[..., str]:
     # Ollama ignores the optional format argument and always writes YYYY-MM-DD.
-    return lambda *_: (datetime.date.today() + datetime.timedelta(days=days)).isoformat()
+    return lambda *_: (
+        datetime.date.today() + datetime.timedelta(days=days)
+    ).isoformat()
 
 
 def _ts_type(value: object) -> str:
@@ -347,8 +369,15 @@ def _ts_type(value: object) -> str:
     kind = prop.get("Type")
     kinds = kind.json_value if isinstance(kind, GoStringer) else kind
     names = [kinds] if isinstance(kinds, str) else list(kinds or [])  # type: ignore[call-overload]
-    mapping = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean",
-               "null": "null", "object": "Record<string, any>", "array": "any[]"}
+    mapping = {
+        "string": "string",
+        "number": "number",
+        "integer": "number",
+        "boolean": "boolean",
+        "null": "null",
+        "object": "Record<string, any>",
+        "array": "any[]",
+    }
     out = [mapping.get(str(n), "any") for n in names]
     return " | ".join(out) if out else "any"
 

@@ -14,12 +14,39 @@ from typing import Literal
 from llmd.errors import TemplateError
 
 Kind = Literal[
-    "text", "open", "close", "field", "var", "dot", "string", "number", "bool", "nil",
-    "ident", "keyword", "declare", "assign", "pipe", "lparen", "rparen", "comma",
+    "text",
+    "open",
+    "close",
+    "field",
+    "var",
+    "dot",
+    "string",
+    "number",
+    "bool",
+    "nil",
+    "ident",
+    "keyword",
+    "declare",
+    "assign",
+    "pipe",
+    "lparen",
+    "rparen",
+    "comma",
 ]
 
 KEYWORDS = frozenset(
-    {"if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"}
+    {
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+    }
 )
 
 _SPACE = " \t\r\n"
@@ -31,8 +58,18 @@ _NUMBER = re.compile(
     r"[+-]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|"
     r"(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9]+)?)"
 )
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-            "\\": "\\", '"': '"', "'": "'"}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +77,9 @@ class Token:
     kind: Kind
     value: object  # text, name, literal value, or a tuple of field names
     line: int
-    spaced: bool = True  # whitespace came before it: `$x.A` chains, `$x .A` is two operands
+    spaced: bool = (
+        True  # whitespace came before it: `$x.A` chains, `$x .A` is two operands
+    )
 
 
 def _line(src: str, pos: int) -> int:
@@ -63,7 +102,9 @@ def _unquote(body: str, line: int) -> str:
         elif esc in "xuU":
             width = {"x": 2, "u": 4, "U": 8}[esc]
             digits = body[i + 2 : i + 2 + width]
-            if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
+            if len(digits) != width or not all(
+                d in "0123456789abcdefABCDEF" for d in digits
+            ):
                 raise TemplateError(f"line {line}: invalid syntax in string escape")
             out.append(chr(int(digits, 16)))
             i += 2 + width
@@ -101,7 +142,11 @@ def tokenize(src: str) -> list[Token]:
             return tokens
         text = src[pos:start]
         inner = start + 2
-        if src.startswith("-", inner) and inner + 1 < len(src) and src[inner + 1] in _SPACE:
+        if (
+            src.startswith("-", inner)
+            and inner + 1 < len(src)
+            and src[inner + 1] in _SPACE
+        ):
             text = text.rstrip(_SPACE)
             inner += 2
         tokens.append(Token("text", text, _line(src, pos)))

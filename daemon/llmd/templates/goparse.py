@@ -14,10 +14,29 @@ from llmd.errors import TemplateError
 from llmd.templates.golex import Token, tokenize
 
 # Functions the evaluator implements: Go's builtins plus Ollama's template helpers.
-FUNCTIONS = frozenset({
-    "and", "or", "not", "eq", "ne", "lt", "le", "gt", "ge", "len", "slice", "index",
-    "print", "printf", "println", "json", "currentDate", "yesterdayDate", "toTypeScriptType",
-})
+FUNCTIONS = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "len",
+        "slice",
+        "index",
+        "print",
+        "printf",
+        "println",
+        "json",
+        "currentDate",
+        "yesterdayDate",
+        "toTypeScriptType",
+    }
+)
 # Go builtins that a valid Go template may call but that llmd does not implement.
 UNSUPPORTED_FUNCTIONS = frozenset({"call", "html", "js", "urlquery"})
 
@@ -116,7 +135,7 @@ class Continue:
     line: int
 
 
-Node = Union[Text, Action, If, With, Range, Break, Continue]
+Node = Text | Action | If | With | Range | Break | Continue
 Control = (If, With, Range)
 
 
@@ -205,7 +224,9 @@ class _Parser:
                 self.expect_close()
                 orelse, stop = self.parse_list()
                 if stop is None or stop.value != "end":
-                    raise self.fail(tok, f"expected {{{{end}}}} to close {{{{{word}}}}}")
+                    raise self.fail(
+                        tok, f"expected {{{{end}}}} to close {{{{{word}}}}}"
+                    )
                 self.expect_close()
         else:
             self.expect_close()
@@ -225,7 +246,11 @@ class _Parser:
         names: list[str] = []
         while self.tokens[j].kind == "var":
             names.append(str(self.tokens[j].value))
-            if self.tokens[j + 1].kind == "comma" and context == "range" and len(names) < 2:
+            if (
+                self.tokens[j + 1].kind == "comma"
+                and context == "range"
+                and len(names) < 2
+            ):
                 j += 2
                 continue
             if self.tokens[j + 1].kind in ("declare", "assign"):
@@ -250,11 +275,17 @@ class _Parser:
             while self.peek().kind not in ("pipe", "close", "rparen"):
                 args.append(self.parse_operand())
             if not args:
-                raise self.fail(self.peek(), f"missing value for {'command' if cmds else context}")
+                raise self.fail(
+                    self.peek(), f"missing value for {'command' if cmds else context}"
+                )
             if len(args) > 1 and not isinstance(args[0], Function):
-                raise self.fail(first, f"can't give argument to non-function {_show(args[0])}")
+                raise self.fail(
+                    first, f"can't give argument to non-function {_show(args[0])}"
+                )
             if cmds and not isinstance(args[0], Function):
-                raise self.fail(first, f"non executable command in pipeline stage {len(cmds) + 1}")
+                raise self.fail(
+                    first, f"non executable command in pipeline stage {len(cmds) + 1}"
+                )
             if len(args) == 1 and isinstance(args[0], Nil):
                 raise self.fail(first, "nil is not a command")
             cmds.append(Command(tuple(args)))
@@ -311,8 +342,15 @@ def _describe(tok: Token) -> str:
         return f"<{tok.value}>"
     if tok.kind == "text":
         return "text"
-    return {"rparen": '")"', "lparen": '"("', "comma": '","', "pipe": '"|"',
-            "declare": '":="', "assign": '"="', "open": '"{{"'}.get(tok.kind, repr(tok.value))
+    return {
+        "rparen": '")"',
+        "lparen": '"("',
+        "comma": '","',
+        "pipe": '"|"',
+        "declare": '":="',
+        "assign": '"="',
+        "open": '"{{"',
+    }.get(tok.kind, repr(tok.value))
 
 
 def _show(node: Operand) -> str:

@@ -15,7 +15,7 @@ from llmd.templates.goeval import execute
 
 
 class GoTemplate:
-    __slots__ = ("text", "nodes", "vars", "_cut")
+    __slots__ = ("_cut", "nodes", "text", "vars")
 
     def __init__(self, text: str) -> None:
         self.text = text

@@ -16,16 +16,21 @@ from collections.abc import Mapping, Sequence
 class GoStruct:
     """A Go struct value: named fields in declaration order, plus its JSON form for ``json``."""
 
-    __slots__ = ("type_name", "fields", "json_value", "prints_json")
+    __slots__ = ("fields", "json_value", "prints_json", "type_name")
 
     def __init__(
-        self, type_name: str, fields: dict[str, object], json_value: object,
+        self,
+        type_name: str,
+        fields: dict[str, object],
+        json_value: object,
         prints_json: bool = False,
     ) -> None:
         self.type_name = type_name
         self.fields = fields
         self.json_value = json_value
-        self.prints_json = prints_json  # the Go type's String() marshals it (api.Tool...)
+        self.prints_json = (
+            prints_json  # the Go type's String() marshals it (api.Tool...)
+        )
 
     def __repr__(self) -> str:
         return f"GoStruct({self.type_name}, {self.fields!r})"
@@ -42,7 +47,7 @@ class JsonList(list[object]):
 class GoStringer:
     """A value whose Go type prints through ``String()`` but marshals as ``json_value``."""
 
-    __slots__ = ("text", "json_value")
+    __slots__ = ("json_value", "text")
 
     def __init__(self, text: str, json_value: object) -> None:
         self.text = text
@@ -90,7 +95,9 @@ def format_float(value: float) -> str:
         return "-0" if math.copysign(1, value) < 0 else "0"
     digits, exp = _shortest(value)
     sign = "-" if value < 0 else ""
-    if exp < -4 or exp >= 6:  # strconv uses precision 6 for this choice with shortest digits
+    if (
+        exp < -4 or exp >= 6
+    ):  # strconv uses precision 6 for this choice with shortest digits
         mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     return sign + _plain(digits, exp)
@@ -132,7 +139,11 @@ def go_print(value: object) -> str:
         return value
     if isinstance(value, GoStringer):
         return value.text
-    if isinstance(value, (JsonMap, JsonList)) or isinstance(value, GoStruct) and value.prints_json:
+    if (
+        isinstance(value, (JsonMap, JsonList))
+        or isinstance(value, GoStruct)
+        and value.prints_json
+    ):
         return go_json(value)
     if isinstance(value, Mapping):
         return "map[" + " ".join(f"{k}:{_inner(value[k])}" for k in sorted(value)) + "]"
@@ -164,7 +175,12 @@ def go_json(value: object) -> str:
     """``json.Marshal`` as Go does it: compact, UTF-8, with <, > and & escaped for HTML."""
     text = json.dumps(to_json_value(value), ensure_ascii=False, separators=(",", ":"))
     # These characters only occur inside JSON strings, so replacing them is safe.
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, escaped)
     return text

@@ -34,11 +34,19 @@ def _strftime_now(fmt: str) -> str:
 
 
 def _tojson(
-    value: object, ensure_ascii: bool = False, indent: int | str | None = None,
-    separators: tuple[str, str] | None = None, sort_keys: bool = False,
+    value: object,
+    ensure_ascii: bool = False,
+    indent: int | str | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
 ) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
-                      separators=separators, sort_keys=sort_keys)
+    return json.dumps(
+        value,
+        ensure_ascii=ensure_ascii,
+        indent=indent,
+        separators=separators,
+        sort_keys=sort_keys,
+    )
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
@@ -69,8 +77,11 @@ def hf_message(m: ChatMessage) -> dict[str, object]:
         out["reasoning_content"] = m.thinking
     if m.tool_calls:
         out["tool_calls"] = [
-            {**({"id": c.id} if c.id else {}), "type": "function",
-             "function": {"name": c.name, "arguments": dict(c.arguments)}}
+            {
+                **({"id": c.id} if c.id else {}),
+                "type": "function",
+                "function": {"name": c.name, "arguments": dict(c.arguments)},
+            }
             for c in m.tool_calls
         ]
     if m.tool_name:
@@ -87,14 +98,20 @@ def _plain(value: object) -> object:
 
 
 def render_jinja(
-    source: str, messages: Sequence[ChatMessage], *, tools: Sequence[Mapping[str, object]] = (),
-    bos_token: str = "", eos_token: str = "", add_generation_prompt: bool = True,
+    source: str,
+    messages: Sequence[ChatMessage],
+    *,
+    tools: Sequence[Mapping[str, object]] = (),
+    bos_token: str = "",
+    eos_token: str = "",
+    add_generation_prompt: bool = True,
     think: bool | None = None,
 ) -> str:
     template = compile_jinja(source)
     context: dict[str, object] = {
         "messages": [hf_message(m) for m in messages],
-        "tools": [_plain(t) for t in tools] or None,  # HF passes None when there are none
+        "tools": [_plain(t) for t in tools]
+        or None,  # HF passes None when there are none
         "bos_token": bos_token,
         "eos_token": eos_token,
         "add_generation_prompt": add_generation_prompt,

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     name: str
-    arguments: dict[str, object] = field(default_factory=dict)  # a JSON object, key order kept
+    arguments: dict[str, object] = field(
+        default_factory=dict
+    )  # a JSON object, key order kept
     id: str | None = None
 
 

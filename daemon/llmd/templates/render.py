@@ -24,18 +24,22 @@ def _think_values(think: bool | None) -> dict[str, object]:
 
 
 def render_go(
-    template: GoTemplate, messages: Sequence[ChatMessage],
-    tools: Sequence[Mapping[str, object]] = (), think: bool | None = None,
+    template: GoTemplate,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[Mapping[str, object]] = (),
+    think: bool | None = None,
 ) -> str:
     system, turns = collate(messages)
     if template.uses("messages"):
-        return template.execute({
-            "System": system,
-            "Messages": [message_value(m) for m in turns],
-            "Tools": tools_value(tools),
-            "Response": "",
-            **_think_values(think),
-        })
+        return template.execute(
+            {
+                "System": system,
+                "Messages": [message_value(m) for m in turns],
+                "Tools": tools_value(tools),
+                "Response": "",
+                **_think_values(think),
+            }
+        )
     # Legacy templates render one exchange at a time: each user prompt with the reply to it.
     out: list[str] = []
     values = {"System": "", "Prompt": "", "Response": ""}
@@ -60,24 +64,42 @@ def render_go(
 
 
 def render_chat(
-    *, go_template: str | None, jinja_template: str | None, messages: Sequence[ChatMessage],
-    tools: Sequence[Mapping[str, object]] = (), bos_token: str = "", eos_token: str = "",
-    think: bool | None = None, add_generation_prompt: bool = True,
+    *,
+    go_template: str | None,
+    jinja_template: str | None,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[Mapping[str, object]] = (),
+    bos_token: str = "",
+    eos_token: str = "",
+    think: bool | None = None,
+    add_generation_prompt: bool = True,
 ) -> str:
     """The prompt for a conversation. Go templates always end ready for the assistant's turn."""
     if go_template:
         return render_go(compile_go(go_template), messages, tools, think)
     if jinja_template:
         return render_jinja(
-            jinja_template, messages, tools=tools, bos_token=bos_token, eos_token=eos_token,
-            add_generation_prompt=add_generation_prompt, think=think,
+            jinja_template,
+            messages,
+            tools=tools,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            add_generation_prompt=add_generation_prompt,
+            think=think,
         )
     return render_go(compile_go(DEFAULT_TEMPLATE), messages, tools, think)
 
 
 def render_generate(
-    *, go_template: str | None, jinja_template: str | None, prompt: str, system: str | None,
-    suffix: str | None, bos_token: str = "", eos_token: str = "", think: bool | None = None,
+    *,
+    go_template: str | None,
+    jinja_template: str | None,
+    prompt: str,
+    system: str | None,
+    suffix: str | None,
+    bos_token: str = "",
+    eos_token: str = "",
+    think: bool | None = None,
 ) -> str:
     """/api/generate's templated prompt: fill-in-the-middle with a suffix, else one user turn."""
     if suffix and prompt:
@@ -90,8 +112,12 @@ def render_generate(
     messages = [ChatMessage("system", system)] if system else []
     messages.append(ChatMessage("user", prompt))
     return render_chat(
-        go_template=go_template, jinja_template=jinja_template, messages=messages,
-        bos_token=bos_token, eos_token=eos_token, think=think,
+        go_template=go_template,
+        jinja_template=jinja_template,
+        messages=messages,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        think=think,
     )
 
 
@@ -100,13 +126,20 @@ def template_supports(go_template: str | None, jinja_template: str | None) -> se
     found: set[str] = set()
     if go_template:
         template = compile_go(go_template)
-        for name, var in (("tools", "tools"), ("insert", "suffix"), ("thinking", "think"),
-                          ("thinking", "thinking")):
+        for name, var in (
+            ("tools", "tools"),
+            ("insert", "suffix"),
+            ("thinking", "think"),
+            ("thinking", "thinking"),
+        ):
             if template.uses(var):
                 found.add(name)
     elif jinja_template:
         if "tools" in jinja_template:
             found.add("tools")
-        if any(k in jinja_template for k in ("enable_thinking", "reasoning_content", "<think>")):
+        if any(
+            k in jinja_template
+            for k in ("enable_thinking", "reasoning_content", "<think>")
+        ):
             found.add("thinking")
     return found

@@ -18,15 +18,22 @@ from llmd.templates.gotemplate import compile_go
 from llmd.templates.messages import ToolCall
 
 # Tags that Hugging Face templates put around calls, in the order they are looked for.
-_JINJA_TAGS = (("<tool_call>", "</tool_call>"), ("[TOOL_CALLS]", ""), ("<|python_tag|>", ""),
-               ("<|tool_call|>", ""), ("<function_call>", "</function_call>"))
+_JINJA_TAGS = (
+    ("<tool_call>", "</tool_call>"),
+    ("[TOOL_CALLS]", ""),
+    ("<|python_tag|>", ""),
+    ("<|tool_call|>", ""),
+    ("<function_call>", "</function_call>"),
+)
 # The first key of a call object; anything else means the JSON is not a call.
 _CALL_KEYS = ("name", "arguments", "parameters", "function", "type", "id")
 _FIRST_KEY = re.compile(r'\s*(\[\s*)?(\{\s*("((?:[^"\\]|\\.)*)("?))?)?')
 _SPACE = " \t\r\n"
 
 
-def tool_call_tags(go_template: str | None, jinja_template: str | None) -> tuple[str, str] | None:
+def tool_call_tags(
+    go_template: str | None, jinja_template: str | None
+) -> tuple[str, str] | None:
     """(opening, closing) text around calls as the model's template writes them, if any."""
     if go_template:
         return compile_go(go_template).tool_call_tags()
@@ -37,7 +44,9 @@ def tool_call_tags(go_template: str | None, jinja_template: str | None) -> tuple
     return None
 
 
-def as_tool_calls(value: object, names: frozenset[str] = frozenset()) -> tuple[ToolCall, ...] | None:
+def as_tool_calls(
+    value: object, names: frozenset[str] = frozenset()
+) -> tuple[ToolCall, ...] | None:
     """The calls ``value`` (parsed JSON) describes, or None if it is not a call at all."""
     items = value if isinstance(value, list) else [value]
     calls = [_as_call(item, names) for item in items]
@@ -53,8 +62,19 @@ def _as_call(item: object, names: frozenset[str]) -> ToolCall | None:
     if isinstance(item.get("function"), dict):
         item = item["function"]
     name = item.get("name")
-    key = "arguments" if "arguments" in item else "parameters" if "parameters" in item else None
-    if not isinstance(name, str) or not name or key is None or (names and name not in names):
+    key = (
+        "arguments"
+        if "arguments" in item
+        else "parameters"
+        if "parameters" in item
+        else None
+    )
+    if (
+        not isinstance(name, str)
+        or not name
+        or key is None
+        or (names and name not in names)
+    ):
         return None
     args = item[key]
     if isinstance(args, str):  # OpenAI sends arguments as a JSON string
@@ -107,13 +127,19 @@ def _could_be_call(text: str) -> bool:
     return key is None or any(k.startswith(key) for k in _CALL_KEYS)
 
 
-Step = tuple[Literal["call"], int, tuple[ToolCall, ...]] | tuple[Literal["wait"]] | tuple[Literal["text"], int]
+Step = (
+    tuple[Literal["call"], int, tuple[ToolCall, ...]]
+    | tuple[Literal["wait"]]
+    | tuple[Literal["text"], int]
+)
 
 
 class ToolCallParser:
     """Feed model output as it arrives; get back the text that is content and any calls found."""
 
-    def __init__(self, tags: tuple[str, str] | None = None, tool_names: Iterable[str] = ()) -> None:
+    def __init__(
+        self, tags: tuple[str, str] | None = None, tool_names: Iterable[str] = ()
+    ) -> None:
         self.opening, self.closing = tags or ("", "")
         self.names = frozenset(tool_names)
         self.buffer = ""
@@ -217,7 +243,10 @@ def tool_call_parser(
 
 
 def parse_tool_calls(
-    text: str, *, go_template: str | None = None, jinja_template: str | None = None,
+    text: str,
+    *,
+    go_template: str | None = None,
+    jinja_template: str | None = None,
     tool_names: Iterable[str] = (),
 ) -> tuple[str, tuple[ToolCall, ...]]:
     """Split a whole model output into its content (calls removed) and its tool calls."""
@@ -226,4 +255,3 @@ def parse_tool_calls(
     rest, more = parser.flush()
     content, calls = content + rest, calls + more
     return (content.strip(), calls) if calls else (content, calls)
-
