@@ -143,3 +143,8 @@ def test_a_valid_template_passes_the_check() -> None:
         check_go_template("{{ range $i, $m := .Messages }}{{ $m.Role }}{{ end }}")
         is None
     )
+
+
+def test_absurd_nesting_is_a_template_error_not_a_crash() -> None:
+    with pytest.raises(TemplateError, match="nested too deeply"):
+        check_go_template("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}")

@@ -37,7 +37,10 @@ class _Continue(Exception):
 
 def execute(nodes: tuple[p.Node, ...], data: object) -> str:
     state = _State(data)
-    state.walk_list(nodes, data)
+    try:
+        state.walk_list(nodes, data)
+    except RecursionError:
+        raise TemplateError("template is nested too deeply") from None
     return "".join(state.out)
 
 

@@ -141,7 +141,10 @@ Control = (If, With, Range)
 
 def parse(src: str) -> tuple[Node, ...]:
     """The template's node tree; TemplateError names the first construct that does not parse."""
-    return _Parser(tokenize(src)).parse_template()
+    try:
+        return _Parser(tokenize(src)).parse_template()
+    except RecursionError:
+        raise TemplateError("template is nested too deeply") from None
 
 
 class _Parser:
