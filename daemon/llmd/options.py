@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from llmd.errors import InvalidOption
 from llmd.runner.request import LoadOptions, SamplingOptions

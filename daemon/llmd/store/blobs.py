@@ -12,8 +12,8 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from llmd.errors import BlobNotFound, DigestMismatch
 from llmd.store.digest import blob_filename, parse_digest

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable, Generator
+from collections.abc import Callable, Generator
 
-from llmd.errors import BlobNotFound, InvalidModelFile, InvalidRequest, LlmdError
+from llmd.errors import BlobNotFound, InvalidModelFile, InvalidRequest
 from llmd.options import check_parameters
 from llmd.store import manifest as mf
 from llmd.store.blobs import Blobs
@@ -120,12 +120,7 @@ def build_layers(
         replace((mf.ADAPTER,), adapters)
     if req.template is not None:
         if template_check is not None:
-            try:
-                template_check(req.template)
-            except LlmdError:
-                raise
-            except Exception as exc:  # the checker's own parse error: say what it said
-                raise InvalidRequest(f"template error: {exc}") from None
+            template_check(req.template)  # raises TemplateError("template error: ...")
         layer, new = _text_layer(blobs, mf.TEMPLATE, req.template)
         created.update([layer.digest] if new else [])
         replace(_REPLACED_BY["template"], [layer])

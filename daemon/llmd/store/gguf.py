@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, overload
+from typing import overload
 
 import numpy
-from gguf.constants import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGUFValueType, LlamaFileType
+from gguf.constants import (
+    GGML_QUANT_SIZES,
+    GGUF_DEFAULT_ALIGNMENT,
+    GGUFValueType,
+    LlamaFileType,
+)
 
 from llmd.errors import InvalidModelFile
 
@@ -62,7 +68,7 @@ class GGUFArray(Sequence[object]):
     /api/show without ``verbose`` never decodes the 49k-token vocabulary.
     """
 
-    __slots__ = ("path", "offset", "count", "item_kind", "order")
+    __slots__ = ("count", "item_kind", "offset", "order", "path")
 
     def __init__(self, path: Path, offset: int, count: int, item_kind: int, order: str) -> None:
         self.path, self.offset, self.count = path, offset, count

@@ -3,8 +3,8 @@ straight into the store instead of uploaded through /api/blobs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from llmd.store.modelfile import parse_modelfile, resolve_sources
 from llmd.store.models import CreateRequest

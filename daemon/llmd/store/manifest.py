@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from llmd.errors import InvalidModelName
 from llmd.store.blobs import TEMP_PREFIX, fsync_dir, temp_path
@@ -35,6 +35,10 @@ MESSAGES = _IMAGE + "messages"
 LICENSE = _IMAGE + "license"
 
 
+class ManifestError(ValueError):
+    """Bytes that are not a manifest we can use."""
+
+
 @dataclass(frozen=True, slots=True)
 class Layer:
     media_type: str
@@ -54,10 +58,10 @@ class Layer:
     @classmethod
     def from_json(cls, data: object) -> Layer:
         if not isinstance(data, dict):
-            raise ValueError("layer is not an object")
+            raise ManifestError("layer is not an object")
         size = data.get("size")
         if not isinstance(size, int):
-            raise ValueError("layer size is not a number")
+            raise ManifestError("layer size is not a number")
         return cls(
             media_type=str(data.get("mediaType", "")),
             digest=parse_digest(str(data.get("digest", ""))),
@@ -87,10 +91,10 @@ class Manifest:
         """ValueError (or a subclass) when the bytes are not a manifest we can use."""
         body = json.loads(data)
         if not isinstance(body, dict) or body.get("schemaVersion") != 2:
-            raise ValueError("not a schemaVersion 2 manifest")
+            raise ManifestError("not a schemaVersion 2 manifest")
         layers = body.get("layers")
         if not isinstance(layers, list):
-            raise ValueError("manifest has no layers")
+            raise ManifestError("manifest has no layers")
         return cls(Layer.from_json(body.get("config")), tuple(Layer.from_json(x) for x in layers))
 
     @property
@@ -126,7 +130,7 @@ def write_manifest(path: Path, data: bytes) -> None:
 
 
 def modified_at(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 
 def iter_manifests(root: Path) -> Iterator[tuple[ModelName, Path]]:

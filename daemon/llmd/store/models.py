@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from llmd.store import manifest as mf
 from llmd.store.blobs import Blobs

@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
-from typing import AsyncIterator, Generator
 
 from llmd.errors import InvalidModelFile, ModelNotFound
 from llmd.store import manifest as mf
@@ -23,7 +23,12 @@ from llmd.store.blobs import CHUNK, Blobs, clean_temp_files
 from llmd.store.create import TemplateCheck, build_layers
 from llmd.store.digest import parse_digest
 from llmd.store.gguf import GGUFInfo, read_gguf_info
-from llmd.store.manifest import Manifest, iter_manifests, remove_empty_dirs, write_manifest
+from llmd.store.manifest import (
+    Manifest,
+    iter_manifests,
+    remove_empty_dirs,
+    write_manifest,
+)
 from llmd.store.models import BrokenManifest, CreateRequest, Model, read_model
 from llmd.store.names import ModelName
 
