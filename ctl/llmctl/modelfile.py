@@ -1,8 +1,9 @@
 """The client side of ``create``: a Modelfile becomes an /api/create body plus blob uploads.
 
 As Ollama's client does (parser.go ``CreateRequest``): a FROM or ADAPTER argument naming an
-existing file (relative to the Modelfile, ``~`` expanded) is hashed and uploaded, and sent as
-``files``/``adapters`` by its base name; anything else is a model name sent as ``from``.
+existing file (relative to the Modelfile, ``~`` expanded; the store's ``resolve_sources``
+decides) is hashed and uploaded, and sent as ``files``/``adapters`` by its base name; anything
+else is a model name sent as ``from``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmd.errors import ModelfileError
-from llmd.store import Modelfile, parse_modelfile
+from llmd.store import Modelfile, parse_modelfile, resolve_sources
 
 CHUNK = 1 << 20
 
@@ -39,18 +39,10 @@ def sha256_file(path: Path) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
-def _local(arg: str, base: Path) -> Path | None:
-    path = Path(arg).expanduser()
-    path = path if path.is_absolute() else base / path
-    if path.is_dir():
-        raise ModelfileError(f"{arg}: importing a directory (safetensors) is not supported")
-    return path if path.is_file() else None
-
-
 def plan_create(name: str, modelfile_path: Path) -> CreatePlan:
     """Parse the Modelfile and say what to upload and what to send; nothing is sent yet."""
     modelfile: Modelfile = parse_modelfile(modelfile_path.read_text(encoding="utf-8"))
-    base = modelfile_path.resolve().parent
+    sources = resolve_sources(modelfile, modelfile_path.resolve().parent)
     uploads: list[Upload] = []
     body: dict[str, Any] = {"model": name}
 
@@ -59,19 +51,12 @@ def plan_create(name: str, modelfile_path: Path) -> CreatePlan:
         uploads.append(Upload(path, digest, path.stat().st_size))
         return digest
 
-    source = _local(modelfile.from_, base)
-    if source is None:
-        body["from"] = modelfile.from_
+    if sources.model_file is not None:
+        body["files"] = {sources.model_file.name: upload(sources.model_file)}
     else:
-        body["files"] = {source.name: upload(source)}
-    adapters = {}
-    for arg in modelfile.adapters:
-        path = _local(arg, base)
-        if path is None:
-            raise ModelfileError(f"adapter {arg}: no such file")
-        adapters[path.name] = upload(path)
-    if adapters:
-        body["adapters"] = adapters
+        body["from"] = modelfile.from_
+    if sources.adapter_files:
+        body["adapters"] = {path.name: upload(path) for path in sources.adapter_files}
     if modelfile.template is not None:
         body["template"] = modelfile.template
     if modelfile.system is not None:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import llmd
 from llmd.config import Config, load_config
-from llmd.errors import LlmdError, ModelfileError
+from llmd.errors import LlmdError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,42 +76,12 @@ def _serve(config: Config) -> None:
 
 
 async def _create(config: Config, name: str, modelfile: Path) -> None:
-    """Import a Modelfile straight into the store, as Ollama's client + server would together."""
     from llmd.server import open_store
-    from llmd.store import CreateRequest, ModelName, parse_modelfile
+    from llmd.store import create_from_modelfile
 
-    parsed = parse_modelfile(modelfile.read_text(encoding="utf-8"))
-    store = open_store(config)
-    base = modelfile.resolve().parent
-
-    async def local(arg: str) -> tuple[str, str] | None:
-        path = Path(arg).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            return None
-        print(f"copying file {path.name}", flush=True)
-        return path.name, await store.import_file(path)
-
-    source = await local(parsed.from_)
-    adapters = {}
-    for arg in parsed.adapters:
-        found = await local(arg)
-        if found is None:
-            raise ModelfileError(f"adapter {arg}: no such file")
-        adapters[found[0]] = found[1]
-    request = CreateRequest(
-        name=ModelName.parse(name),
-        from_=ModelName.parse(parsed.from_) if source is None else None,
-        files=dict([source]) if source else {},
-        adapters=adapters,
-        template=parsed.template,
-        system=parsed.system,
-        license=parsed.license or None,
-        parameters=parsed.parameters or None,
-        messages=parsed.messages or None,
+    await create_from_modelfile(
+        open_store(config), name, modelfile, progress=lambda status: print(status, flush=True)
     )
-    async for status in store.create(request):
-        print(status, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

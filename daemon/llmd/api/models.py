@@ -38,7 +38,8 @@ def show_body(model: Model, verbose: bool) -> dict[str, Any]:
         "license": "\n".join(model.license),
         "modelfile": format_modelfile(model),
         "parameters": format_parameters(model.parameters),
-        "template": model.template or "",
+        # without a TEMPLATE layer the GGUF's own chat template is what chat uses, so show it
+        "template": model.template or model.info.chat_template or "",
         "system": model.system or "",
         "details": model.details(),
         "messages": [{"role": m.role, "content": m.content} for m in model.messages],
