@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from llmd.store import Store
 
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from llmd.errors import DigestMismatch, InvalidDigest
 from llmd.store import Store, parse_digest
 

@@ -7,7 +7,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from llmd.errors import InvalidModelFile
 from llmd.store import GGUFArray, read_gguf_info
 from llmd.store.gguf import file_type_name, human_number

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from llmd.errors import ModelfileError
-from llmd.store import Message, ModelName, format_modelfile, parse_modelfile, resolve_sources
+from llmd.store import (
+    Message,
+    ModelName,
+    format_modelfile,
+    parse_modelfile,
+    resolve_sources,
+)
 from llmd.store.gguf import GGUFInfo
 from llmd.store.models import Model
 
@@ -76,8 +81,10 @@ def test_a_multi_line_system_keeps_its_newlines_and_inner_quotes() -> None:
         ("FROM x\nPARAMETER num_ctx 4k", "line 2: invalid int value [4k]"),
         ("FROM x\nPARAMETER use_mmap maybe", "line 2: invalid bool value [maybe]"),
         ("FROM x\nMESSAGE tool hi", 'line 2: role must be one of "system", "user", or "assistant"'),
-        ("FROM x\nFOO bar", 'line 2: command must be one of "from", "license", "template", "system", '
-                            '"adapter", "parameter", or "message"'),
+        ("FROM x\nFOO bar", (
+            'line 2: command must be one of "from", "license", "template", "system", '
+            '"adapter", "parameter", or "message"'
+        )),
         ('FROM x\nSYSTEM """never closed\nmore', 'line 2: unterminated """ in system'),
         ('FROM x\nSYSTEM "never closed', 'line 2: unterminated " in system'),
         ("FROM x\nSYSTEM", "line 2: missing value for system"),
@@ -118,7 +125,7 @@ def _model(**changes: object) -> Model:
     info = GGUFInfo("llama", 1, "1", "Q4_1", 8192, 576, None, None, None, False, {})
     values: dict[str, object] = {
         "name": ModelName.parse("me/smol:1"), "digest": "0" * 64, "size": 1,
-        "modified_at": datetime.now(timezone.utc), "model_path": Path("/m/blobs/sha256-aa"),
+        "modified_at": datetime.now(UTC), "model_path": Path("/m/blobs/sha256-aa"),
         "model_digest": "sha256:" + "a" * 64, "adapters": (), "projectors": (),
         "template": "{{ .Prompt }}", "system": "Be brief.\nVery.", "license": ("MIT",),
         "parameters": {"temperature": 0.2, "stop": ["<a>", "<b>"], "num_ctx": 4096},

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from llmd.errors import InvalidModelName
 from llmd.store import ModelName
 
