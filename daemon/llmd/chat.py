@@ -1,0 +1,210 @@
+"""Running a generate, chat or embed request: resolve the model, check it can do what is asked,
+lease a runner, render the prompt, and yield typed ``Chunk``/``Final`` items (llmd.generation).
+
+Everything that can be refused is refused before the first item, so the API answers it with a
+status code; an error after that reaches the client as an in-stream error. The API handlers
+only parse and render; native and OpenAI routes share these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+import string
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmd import prompt as prompts
+from llmd.config import Config
+from llmd.errors import (
+    InvalidModelName,
+    InvalidRequest,
+    ModelNotFound,
+    UnsupportedCapability,
+)
+from llmd.generation import (
+    ChatRequest,
+    Chunk,
+    Embeddings,
+    EmbedRequest,
+    Final,
+    GenerateRequest,
+    Output,
+    Sampling,
+    ToolCall,
+)
+from llmd.options import BuiltOptions, build_options
+from llmd.runner import grammar
+from llmd.runner.request import Completed, CompletionRequest, TextDelta
+from llmd.store import Model, ModelName, Store
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def tool_call_id() -> str:
+    """Eight characters of [a-z0-9], as Ollama's routes.go toolCallId makes them."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    config: Config
+    store: Store
+    scheduler: Any  # llmd.scheduler.Scheduler; typed loosely so tests may pass the real one only
+
+
+async def resolve(store: Store, name: str, not_found: str = "model '{}' not found") -> Model:
+    """The model ``name`` names; ModelNotFound with Ollama's ``model '<as given>' not found``."""
+    try:
+        return await store.get(ModelName.parse(name))
+    except (InvalidModelName, ModelNotFound):
+        raise ModelNotFound(not_found.format(name)) from None
+
+
+def _full_name(model: Model) -> str:
+    n = model.name
+    return f"{n.host}/{n.namespace}/{n.model}:{n.tag}"
+
+
+def check_capabilities(
+    model: Model, requested: str, *, think: object = None, suffix: bool = False,
+    images: bool = False, tools: bool = False,
+) -> None:
+    """Refuse what the model cannot do, in Ollama's words for each case."""
+    caps = model.capabilities
+    if "completion" not in caps:
+        raise UnsupportedCapability(f'"{requested}" does not support generate')
+    if think not in (None, False) and "thinking" not in caps:
+        raise UnsupportedCapability(f'"{requested}" does not support thinking')
+    if suffix and "insert" not in caps:
+        raise UnsupportedCapability(f"{_full_name(model)} does not support insert")
+    if tools and "tools" not in caps:
+        raise UnsupportedCapability(f"{_full_name(model)} does not support tools")
+    if images and "vision" not in caps:
+        raise UnsupportedCapability("this model is missing data required for image input")
+
+
+def options_for(config: Config, model: Model, params: Sampling) -> BuiltOptions:
+    """Runner and sampling options for a request, with ``format`` compiled to a grammar."""
+    built = build_options(
+        model.parameters, params.options,
+        default_num_ctx=config.context_length, num_parallel=config.num_parallel,
+    )
+    if params.format is None:
+        return built
+    text = grammar.JSON_GBNF if params.format == "json" else grammar.json_schema_to_gbnf(params.format)
+    return BuiltOptions(built.load, dataclasses.replace(built.sampling, grammar=text))
+
+
+async def _load_or_unload(
+    services: Services, model: Model, built: BuiltOptions, keep_alive: float | None, started: int
+) -> Final:
+    """An empty prompt: load the model (``done_reason: load``), or with keep_alive 0 unload it."""
+    if keep_alive == 0:
+        await services.scheduler.unload(model)
+        return Final("unload")
+    load_ns = await services.scheduler.load(model, built.load, keep_alive)
+    return Final("load", total_duration=time.monotonic_ns() - started, load_duration=load_ns)
+
+
+def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> Final:
+    return Final(
+        done_reason=done.done_reason,
+        total_duration=time.monotonic_ns() - started,
+        load_duration=load_ns,
+        prompt_eval_count=done.prompt_eval_count,
+        prompt_eval_duration=done.prompt_eval_duration,
+        eval_count=done.eval_count,
+        eval_duration=done.eval_duration,
+        context=done.context if with_context else None,
+    )
+
+
+def _completion(prompt: str, built: BuiltOptions, params: Sampling, **extra: Any) -> CompletionRequest:
+    return CompletionRequest(
+        prompt=prompt, sampling=built.sampling, logprobs=params.logprobs or params.top_logprobs > 0,
+        top_logprobs=params.top_logprobs, truncate=params.truncate, **extra,
+    )
+
+
+async def generate(services: Services, req: GenerateRequest) -> AsyncIterator[Output]:
+    started = time.monotonic_ns()
+    model = await resolve(services.store, req.model)
+    check_capabilities(model, req.model, think=req.params.think, suffix=bool(req.suffix),
+                       images=bool(req.images))
+    built = options_for(services.config, model, req.params)
+    if not req.prompt and not req.images:
+        yield await _load_or_unload(services, model, built, req.params.keep_alive, started)
+        return
+    text = req.prompt if req.raw else prompts.generate_prompt(model, req)
+    completion = _completion(text, built, req.params, context=req.context,
+                             add_special=not req.context)
+    async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
+        async for event in lease.generate(completion):
+            if isinstance(event, TextDelta):
+                yield Chunk(content=event.text, logprobs=event.logprobs)
+            else:
+                yield _final(event, started, lease.load_duration, not req.raw)
+
+
+async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
+    started = time.monotonic_ns()
+    model = await resolve(services.store, req.model)
+    check_capabilities(model, req.model, think=req.params.think, tools=bool(req.tools),
+                       images=any(m.images for m in req.messages))
+    built = options_for(services.config, model, req.params)
+    if not req.messages:
+        yield await _load_or_unload(services, model, built, req.params.keep_alive, started)
+        return
+    async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
+        text = await prompts.chat_prompt(model, req, lease.tokenize, lease.context_length)
+        parser = prompts.tool_parser(model, req.tools)
+        completion = _completion(text, built, req.params)
+        async for event in lease.generate(completion):
+            if isinstance(event, TextDelta):
+                content, calls = parser.feed(event.text) if parser else (event.text, ())
+                if content or calls or event.logprobs:
+                    yield Chunk(content=content, tool_calls=_with_ids(calls), logprobs=event.logprobs)
+                continue
+            if parser is not None:
+                content, calls = parser.flush()
+                if content or calls:
+                    yield Chunk(content=content, tool_calls=_with_ids(calls))
+            yield _final(event, started, lease.load_duration, False)
+
+
+def _with_ids(calls: Sequence[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(c if c.id else dataclasses.replace(c, id=tool_call_id()) for c in calls)
+
+
+def _normalise(vector: Sequence[float]) -> tuple[float, ...]:
+    norm = math.sqrt(sum(v * v for v in vector))
+    return tuple(v / norm for v in vector) if norm > 0 else tuple(vector)
+
+
+async def embed(services: Services, req: EmbedRequest) -> Embeddings:
+    """L2-normalised embeddings; with ``dimensions`` sliced, then normalised again (Ollama's)."""
+    started = time.monotonic_ns()
+    # the embed handlers word it as handleScheduleError does: %q, and a hint
+    model = await resolve(services.store, req.model, 'model "{}" not found, try pulling it first')
+    built = build_options(
+        model.parameters, req.options,
+        default_num_ctx=services.config.context_length, num_parallel=services.config.num_parallel,
+    )
+    if not req.inputs:
+        load_ns = await services.scheduler.load(model, built.load, req.keep_alive)
+        return Embeddings((), 0, time.monotonic_ns() - started, load_ns)
+    async with services.scheduler.acquire(model, built.load, req.keep_alive) as lease:
+        if not req.truncate:
+            for text in req.inputs:
+                if len(await lease.tokenize(text, True)) > lease.context_length:
+                    raise InvalidRequest("the input length exceeds the context length")
+        result = await lease.embed(list(req.inputs), req.truncate)
+        load_ns = lease.load_duration
+    vectors = result.embeddings
+    if req.dimensions and req.dimensions < min((len(v) for v in vectors), default=0):
+        vectors = tuple(_normalise(v[: req.dimensions]) for v in vectors)
+    return Embeddings(tuple(vectors), result.prompt_eval_count, time.monotonic_ns() - started, load_ns)

@@ -1,0 +1,111 @@
+"""Bad requests get a clear Ollama error, guards refuse foreign pages, and a dead runner is survived."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+from pathlib import Path
+
+import httpx
+from harness import LiveServer
+from inference.conftest import MODEL
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+
+
+def test_unknown_model_is_404_with_ollamas_message(server: LiveServer) -> None:
+    response = server.http.post("/api/chat", json={"model": "nope", "messages": []})
+    assert response.status_code == 404
+    assert response.json() == {"error": "model 'nope' not found"}
+    response = server.http.post("/api/generate", json={"model": "nope", "prompt": "hi"})
+    assert response.status_code == 404 and response.json() == {"error": "model 'nope' not found"}
+
+
+def test_embed_of_an_unknown_model_says_try_pulling_it(server: LiveServer) -> None:
+    response = server.http.post("/api/embed", json={"model": "nope", "input": "x"})
+    assert response.status_code == 404
+    assert response.json() == {"error": 'model "nope" not found, try pulling it first'}
+
+
+def test_chat_without_a_model_is_400(server: LiveServer) -> None:
+    response = server.http.post("/api/chat", json={"messages": []})
+    assert response.status_code == 400 and response.json() == {"error": "model is required"}
+
+
+def test_malformed_json_is_400_with_an_error_string(server: LiveServer) -> None:
+    response = server.http.post("/api/generate", content=b'{"model": ')
+    assert response.status_code == 400 and isinstance(response.json()["error"], str)
+
+
+def test_a_wrongly_typed_option_is_400(server: LiveServer) -> None:
+    response = server.http.post("/api/generate", json={
+        "model": MODEL, "prompt": "hi", "options": {"temperature": "hot"}})
+    assert response.status_code == 400
+    assert response.json() == {"error": 'option "temperature" must be of type float32'}
+
+
+def test_a_unitless_keep_alive_string_is_400(server: LiveServer) -> None:
+    response = server.http.post("/api/generate", json={"model": MODEL, "keep_alive": "300"})
+    assert response.status_code == 400
+    assert response.json() == {"error": 'time: missing unit in duration "300"'}
+
+
+def test_an_invalid_format_is_400(server: LiveServer) -> None:
+    response = server.http.post("/api/chat", json={
+        "model": MODEL, "messages": [{"role": "user", "content": "x"}], "format": "xml"})
+    assert response.status_code == 400 and response.json()["error"].startswith("invalid format:")
+
+
+def test_images_to_a_text_model_are_refused(server: LiveServer) -> None:
+    response = server.http.post("/api/chat", json={
+        "model": MODEL, "messages": [{"role": "user", "content": "what?", "images": [PNG]}]})
+    assert response.status_code == 400
+    assert response.json() == {"error": "this model is missing data required for image input"}
+
+
+def test_a_foreign_host_header_is_refused_with_403(server: LiveServer) -> None:
+    response = httpx.get(f"{server.url}/api/tags", headers={"Host": "evil.example"})
+    assert response.status_code == 403
+
+
+def test_cors_preflight_from_an_allowed_origin_is_answered(server: LiveServer) -> None:
+    response = httpx.options(f"{server.url}/api/chat", headers={
+        "Origin": "http://localhost:8080", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "http://localhost:8080"
+
+
+def test_cors_preflight_from_a_disallowed_origin_is_refused(server: LiveServer) -> None:
+    response = httpx.options(f"{server.url}/api/chat", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(p) for p in text)
+    return found
+
+
+def test_a_runner_killed_mid_stream_ends_the_stream_with_an_error_line(server: LiveServer) -> None:
+    body = {"model": MODEL, "prompt": "Tell me a very long story about the sea.",
+            "options": {"num_predict": 100000, "temperature": 1.0}}
+    lines = []
+    with server.http.stream("POST", "/api/generate", json=body) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            lines.append(json.loads(line))
+            if len(lines) == 1:
+                runners = _children(server.process.pid)
+                assert runners, "no runner process found under the daemon"
+                for pid in runners:
+                    os.kill(pid, signal.SIGKILL)
+    assert "error" in lines[-1] and not any(line.get("done") for line in lines)
+    again = server.http.post("/api/generate", json={
+        "model": MODEL, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
+    assert again.status_code == 200 and again.json()["done"] is True
