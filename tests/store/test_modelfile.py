@@ -61,6 +61,7 @@ def test_a_full_modelfile_parses_into_typed_values() -> None:
         ('FROM "my model.gguf"', "my model.gguf"),
         ("FROM a\nFROM b", "b"),  # the last FROM wins
         ("# only a comment\nFrOm x", "x"),
+        ("FROM\tx\r\nSYSTEM hi\r\n", "x"),  # tabs and CRLF line ends
     ],
 )
 def test_from_takes_bare_quoted_and_case_insensitive_forms(text: str, expected: str) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,6 +154,34 @@ async def test_two_concurrent_creates_sharing_a_blob_both_succeed(store: Store, 
     results = await asyncio.gather(*(_create(store, r) for r in reqs))
     assert all(r[-1] == "success" for r in results)
     assert {m.name.short for m in await store.list()} == {"twin0:latest", "twin1:latest"}
+    assert await store.verify(None) == []
+
+
+CREATE_IN_A_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+from llmd.store import CreateRequest, ModelName, Store
+async def main():
+    req = CreateRequest(ModelName.parse(sys.argv[2]), files={"m.gguf": sys.argv[3]}, system=sys.argv[2])
+    async for _ in Store(Path(sys.argv[1])).create(req):
+        pass
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_creating_from_one_blob_at_once_both_succeed(
+    root: Path, smol_digest: str
+) -> None:
+    def run_both() -> list[int]:
+        children = [
+            subprocess.Popen([sys.executable, "-c", CREATE_IN_A_PROCESS, str(root), name, smol_digest])
+            for name in ("left", "right")
+        ]
+        return [child.wait() for child in children]
+
+    assert await asyncio.to_thread(run_both) == [0, 0]
+    store = Store(root)
+    assert {m.name.short for m in await store.list()} == {"left:latest", "right:latest"}
     assert await store.verify(None) == []
 
 
