@@ -160,8 +160,14 @@ def build_options(
     """
     merged: dict[str, object] = {}
     for key, value in model_params.items():
-        if key in OPTION_TYPES and value is not None:
+        if key not in OPTION_TYPES or value is None:
+            continue
+        try:
             merged[key] = coerce_option(key, value)
+        except InvalidOption:
+            # a params layer written by another tool or an older Ollama: skip it rather than
+            # fail every request to the model over it
+            log.warning("ignoring a mistyped model parameter", extra={"option": key})
     for key, value in (request_options or {}).items():
         if value is None:
             continue

@@ -76,3 +76,9 @@ def test_the_configured_context_length_is_the_default() -> None:
 def test_a_bad_request_option_is_refused_even_when_the_model_sets_it() -> None:
     with pytest.raises(InvalidOption):
         build_options({"top_k": 10}, {"top_k": "many"}, default_num_ctx=2048, num_parallel=1)
+
+
+def test_a_mistyped_model_parameter_is_skipped_not_fatal() -> None:
+    built = build_options({"temperature": "warm", "top_k": 7}, {}, default_num_ctx=2048, num_parallel=1)
+    assert built.sampling.temperature == SamplingOptions().temperature
+    assert built.sampling.top_k == 7
