@@ -1,0 +1,174 @@
+"""Debian's docker-registry (the CNCF distribution registry) on loopback, and a recording proxy.
+
+    with run_registry(tmp) as reg:            # reg.host "127.0.0.1:PORT", reg.storage
+        ...
+    with run_registry(tmp, users={"alice": "pw"}) as reg:   # htpasswd (bcrypt) auth
+
+The proxy sits between a puller and the registry to see what was asked (``requests``: method,
+path, Range) and to break transfers on purpose: ``hold_after`` stalls every blob body after that
+many bytes until ``release`` is set; ``drop_after`` cuts the first blob body after that many bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import httpx
+import pytest
+
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Registry:
+    host: str
+    storage: Path
+    process: subprocess.Popen[bytes]
+
+    def blob_data(self, digest: str) -> Path:
+        """The file the registry serves a blob from (filesystem driver layout)."""
+        hexa = digest.split(":", 1)[1]
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexa[:2] / hexa / "data"
+
+
+@contextlib.contextmanager
+def run_registry(workdir: Path, users: Mapping[str, str] | None = None) -> Iterator[Registry]:
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry apache2-utils)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    storage = workdir / "storage"
+    auth = ""
+    if users:
+        htpasswd = workdir / "htpasswd"
+        for i, (user, password) in enumerate(users.items()):
+            flags = "-Bbc" if i == 0 else "-Bb"  # bcrypt: the only format the registry takes
+            subprocess.run(["htpasswd", flags, str(htpasswd), user, password], check=True,
+                           capture_output=True)
+        auth = f"auth:\n  htpasswd:\n    realm: llmd-test\n    path: {htpasswd}\n"
+    config = workdir / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: llmd-test-secret\n"
+        + auth
+    )
+    log = (workdir / "registry.log").open("wb")
+    process = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+    reg = Registry(f"127.0.0.1:{port}", storage, process)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited:\n{(workdir / 'registry.log').read_text()}")
+            try:
+                httpx.get(f"http://{reg.host}/v2/", timeout=2.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("docker-registry did not start") from None
+                time.sleep(0.05)
+        yield reg
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@dataclass
+class Proxy:
+    host: str
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    hold_after: int | None = None
+    drop_after: int | None = None
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def blob_ranges(self, digest: str) -> list[str]:
+        return [r or "" for m, p, r in self.requests if m == "GET" and p.endswith(f"/blobs/{digest}")]
+
+
+@contextlib.contextmanager
+def run_proxy(upstream: str) -> Iterator[Proxy]:
+    """A forwarding HTTP proxy to ``upstream`` (host:port) for GET and HEAD."""
+    proxy = Proxy(host="")
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _forward(self) -> None:
+            rng = self.headers.get("Range")
+            with lock:
+                proxy.requests.append((self.command, self.path, rng))
+            conn = http.client.HTTPConnection(upstream, timeout=60)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            conn.request(self.command, self.path, headers=headers)
+            resp = conn.getresponse()
+            self.send_response(resp.status, resp.reason)
+            for key, value in resp.getheaders():
+                if key.lower() not in ("connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.end_headers()
+            is_blob = self.command == "GET" and "/blobs/" in self.path and resp.status in (200, 206)
+            sent = 0
+            drop = None
+            if is_blob:
+                with lock:
+                    drop, proxy.drop_after = proxy.drop_after, None
+            try:
+                while chunk := resp.read(64 * 1024):
+                    if is_blob and drop is not None and sent + len(chunk) > drop:
+                        self.wfile.write(chunk[: drop - sent])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if is_blob and proxy.hold_after is not None and sent + len(chunk) > proxy.hold_after:
+                        self.wfile.flush()
+                        proxy.release.wait()
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:
+                self.close_connection = True
+            finally:
+                conn.close()
+
+        do_GET = do_HEAD = _forward
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    proxy.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.release.set()
+        server.shutdown()
+        server.server_close()
