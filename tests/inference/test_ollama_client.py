@@ -67,9 +67,9 @@ def test_chat_with_a_pydantic_schema_returns_json_that_validates(client: ollama.
 
 
 def test_format_json_gives_a_json_object(client: ollama.Client) -> None:
-    reply = client.generate(MODEL, "Give me a JSON object with a key a.", format="json",
-                            options={"temperature": 0, "num_predict": 40})
-    assert isinstance(json.loads(reply.response), dict)
+    reply = client.generate(MODEL, "Describe a cat as JSON with keys name and colour.",
+                            format="json", options={"temperature": 0, "num_predict": 80})
+    assert reply.done_reason == "stop" and isinstance(json.loads(reply.response), dict)
 
 
 def test_a_tool_call_is_parsed_into_message_tool_calls(
