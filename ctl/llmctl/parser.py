@@ -18,6 +18,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "llmctl.commands.admin",
     "llmctl.commands.run",
     "llmctl.commands.completion",
+    "llmctl.commands.registry",
 )
 
 
