@@ -40,6 +40,7 @@ from llmd.options import BuiltOptions, build_options
 from llmd.runner import grammar
 from llmd.runner.request import Completed, CompletionRequest, TextDelta
 from llmd.store import Model, ModelName, Store
+from llmd.thinking import ThinkingParser
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -142,12 +143,11 @@ async def generate(services: Services, req: GenerateRequest) -> AsyncIterator[Ou
     text = req.prompt if req.raw else prompts.generate_prompt(model, req)
     completion = _completion(text, built, req.params, context=req.context,
                              add_special=not req.context)
+    splitter = _Splitter(_thinking(model, req.params), None)
     async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
-        async for event in lease.generate(completion):
-            if isinstance(event, TextDelta):
-                yield Chunk(content=event.text, logprobs=event.logprobs)
-            else:
-                yield _final(event, started, lease.load_duration, not req.raw)
+        async for item in _outputs(lease, completion, splitter):
+            yield item if isinstance(item, Chunk) else _final(
+                item, started, lease.load_duration, not req.raw)
 
 
 async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
@@ -161,19 +161,62 @@ async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
         return
     async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
         text = await prompts.chat_prompt(model, req, lease.tokenize, lease.context_length)
-        parser = prompts.tool_parser(model, req.tools)
+        splitter = _Splitter(_thinking(model, req.params), prompts.tool_parser(model, req.tools))
         completion = _completion(text, built, req.params)
-        async for event in lease.generate(completion):
-            if isinstance(event, TextDelta):
-                content, calls = parser.feed(event.text) if parser else (event.text, ())
-                if content or calls or event.logprobs:
-                    yield Chunk(content=content, tool_calls=_with_ids(calls), logprobs=event.logprobs)
-                continue
-            if parser is not None:
-                content, calls = parser.flush()
-                if content or calls:
-                    yield Chunk(content=content, tool_calls=_with_ids(calls))
-            yield _final(event, started, lease.load_duration, False)
+        async for item in _outputs(lease, completion, splitter):
+            yield item if isinstance(item, Chunk) else _final(
+                item, started, lease.load_duration, False)
+
+
+def _thinking(model: Model, params: Sampling) -> ThinkingParser | None:
+    # A thinking model thinks unless told not to (Ollama's default for an absent `think`).
+    if "thinking" in model.capabilities and params.think is not False:
+        return ThinkingParser()
+    return None
+
+
+class _Splitter:
+    """Model text into Chunks: the reasoning split off first, then tool calls parsed out."""
+
+    def __init__(self, thinking: ThinkingParser | None, tools: prompts.ToolCallParser | None) -> None:
+        self._thinking = thinking
+        self._tools = tools
+
+    def _chunk(self, thought: str, text: str, final: bool, event: TextDelta | None) -> Chunk | None:
+        calls: tuple[ToolCall, ...] = ()
+        if self._tools is not None:
+            content, calls = self._tools.feed(text)
+            if final:
+                rest, more = self._tools.flush()
+                content, calls = content + rest, calls + more
+        else:
+            content = text
+        logprobs = event.logprobs if event else ()
+        if not (thought or content or calls or logprobs):
+            return None
+        return Chunk(content=content, thinking=thought, tool_calls=_with_ids(calls), logprobs=logprobs)
+
+    def feed(self, event: TextDelta) -> Chunk | None:
+        thought, text = self._thinking.feed(event.text) if self._thinking else ("", event.text)
+        return self._chunk(thought, text, False, event)
+
+    def flush(self) -> Chunk | None:
+        thought, text = self._thinking.flush() if self._thinking else ("", "")
+        return self._chunk(thought, text, True, None)
+
+
+async def _outputs(
+    lease: Any, completion: CompletionRequest, splitter: _Splitter
+) -> AsyncIterator[Chunk | Completed]:
+    async for event in lease.generate(completion):
+        if isinstance(event, TextDelta):
+            chunk = splitter.feed(event)
+        else:
+            chunk = splitter.flush()
+        if chunk is not None:
+            yield chunk
+        if isinstance(event, Completed):
+            yield event
 
 
 def _with_ids(calls: Sequence[ToolCall]) -> tuple[ToolCall, ...]:

@@ -1,0 +1,60 @@
+"""Splitting a thinking model's reasoning from its answer, as the text streams in.
+
+Thinking models (DeepSeek-R1, Qwen3...) open their output with ``<think>``, reason, close with
+``</think>`` and then answer; Ollama returns the first part as ``thinking`` and the rest as the
+response. Text that could still be the start of a tag is held back until it cannot.
+"""
+
+from __future__ import annotations
+
+OPENING = "<think>"
+CLOSING = "</think>"
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """How many trailing characters of ``text`` could begin ``tag``."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-n:]):
+            return n
+    return 0
+
+
+class ThinkingParser:
+    def __init__(self, opening: str = OPENING, closing: str = CLOSING) -> None:
+        self.opening = opening
+        self.closing = closing
+        self._state = "start"  # start -> thinking -> answer
+        self._buffer = ""
+
+    def feed(self, text: str) -> tuple[str, str]:
+        """(thinking, answer) that ``text`` completes."""
+        self._buffer += text
+        return self._drain(final=False)
+
+    def flush(self) -> tuple[str, str]:
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> tuple[str, str]:
+        thinking = ""
+        if self._state == "start":
+            head = self._buffer.lstrip()
+            if head.startswith(self.opening):
+                self._buffer = head[len(self.opening):].lstrip()
+                self._state = "thinking"
+            elif self.opening.startswith(head) and not final:
+                return "", ""  # maybe the tag, still arriving
+            else:
+                self._state = "answer"
+        if self._state == "thinking":
+            end = self._buffer.find(self.closing)
+            if end >= 0:
+                thinking = self._buffer[:end]
+                self._buffer = self._buffer[end + len(self.closing):].lstrip()
+                self._state = "answer"
+            else:
+                keep = 0 if final else _partial_suffix(self._buffer, self.closing)
+                thinking = self._buffer[: len(self._buffer) - keep]
+                self._buffer = self._buffer[len(self._buffer) - keep:]
+                return thinking, ""
+        answer, self._buffer = self._buffer, ""
+        return thinking, answer
