@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from llmd.store import ModelName, Store, create_from_modelfile
 from llmd.store.manifest import CONFIG_MEDIA_TYPE, Layer, Manifest
 from llmd.store.registry import DOCKER_MANIFEST, Credentials, RegistryClient, Repository

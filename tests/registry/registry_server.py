@@ -19,9 +19,9 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import httpx
 import pytest

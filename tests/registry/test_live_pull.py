@@ -6,12 +6,12 @@ import filecmp
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from harness import CLIENT_TIMEOUT, LiveServer, live_server, run_llmctl
 from llmd.store import Store
 from llmd.store.transfer import Progress

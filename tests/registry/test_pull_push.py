@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import filecmp
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from llmd.errors import RegistryAuthError, RegistryError
 from llmd.store import ModelName, Store
 from llmd.store.manifest import SYSTEM

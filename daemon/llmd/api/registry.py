@@ -12,8 +12,9 @@ an error line naming the corrupt blobs.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response

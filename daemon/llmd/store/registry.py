@@ -24,8 +24,9 @@ import json
 import logging
 import re
 import urllib.parse
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import Self
 
 import httpx
 
@@ -123,7 +124,7 @@ class RegistryClient:
         self._authorization: str | None = None
         self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True, transport=transport)
 
-    async def __aenter__(self) -> RegistryClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

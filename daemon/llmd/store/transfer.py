@@ -26,16 +26,22 @@ import json
 import logging
 import math
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 from llmd.errors import LlmdError, ModelNotFound, RegistryError
 from llmd.store.blobs import CHUNK, fsync_dir, temp_path
 from llmd.store.digest import parse_digest
 from llmd.store.manifest import Manifest, iter_manifests, write_manifest
 from llmd.store.names import ModelName
-from llmd.store.registry import DOCKER_MANIFEST, Credentials, RegistryClient, Repository, is_transient
+from llmd.store.registry import (
+    DOCKER_MANIFEST,
+    Credentials,
+    RegistryClient,
+    Repository,
+    is_transient,
+)
 from llmd.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -408,7 +414,7 @@ class Transfers:
                 sent = [0]
                 blob = self.store.blob_path(layer.digest)
                 upload = asyncio.ensure_future(
-                    client.upload_blob(layer.digest, layer.size, lambda b=blob: _read_blob(b, sent))
+                    client.upload_blob(layer.digest, layer.size, lambda b=blob, s=sent: _read_blob(b, s))
                 )
                 try:
                     while not upload.done():
@@ -451,10 +457,13 @@ class Transfers:
 
 
 async def _read_blob(path: Path, sent: list[int]) -> AsyncIterator[bytes]:
-    with open(path, "rb") as f:
+    f = await asyncio.to_thread(open, path, "rb")
+    try:
         while chunk := await asyncio.to_thread(f.read, CHUNK):
             sent[0] += len(chunk)
             yield chunk
+    finally:
+        f.close()
 
 
 def _hash_matches(path: Path, digest: str) -> bool:
