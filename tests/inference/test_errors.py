@@ -109,3 +109,18 @@ def test_a_runner_killed_mid_stream_ends_the_stream_with_an_error_line(server: L
     again = server.http.post("/api/generate", json={
         "model": MODEL, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
     assert again.status_code == 200 and again.json()["done"] is True
+
+
+def test_a_schema_that_cannot_become_a_grammar_is_400(server: LiveServer) -> None:
+    response = server.http.post("/api/chat", json={
+        "model": MODEL, "messages": [{"role": "user", "content": "x"}],
+        "format": {"type": "nonsense"}})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("invalid JSON schema in format")
+
+
+def test_embed_input_over_the_context_without_truncate_is_400(server: LiveServer) -> None:
+    response = server.http.post("/api/embed", json={
+        "model": MODEL, "input": "word " * 5000, "truncate": False})
+    assert response.status_code == 400
+    assert response.json() == {"error": "the input length exceeds the context length"}

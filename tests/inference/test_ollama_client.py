@@ -150,3 +150,30 @@ def test_empty_prompt_loads_and_keep_alive_zero_unloads(server: LiveServer) -> N
     assert unloaded.json()["done_reason"] == "unload"
     assert unloaded.json()["message"] == {"role": "assistant", "content": ""}
     assert MODEL not in [m["name"] for m in server.http.get("/api/ps").json()["models"]]
+
+
+def test_logprobs_come_with_each_token_and_its_alternatives(server: LiveServer) -> None:
+    body = server.http.post("/api/generate", json={
+        "model": MODEL, "prompt": "Say yes.", "stream": False, "logprobs": True, "top_logprobs": 2,
+        "options": {"temperature": 0, "num_predict": 3}}).json()
+    assert len(body["logprobs"]) == body["eval_count"] == 3
+    first = body["logprobs"][0]
+    assert isinstance(first["token"], str) and first["logprob"] <= 0
+    assert len(first["top_logprobs"]) == 2
+
+
+def test_modelfile_system_is_used_and_a_request_system_overrides_it(
+    server: LiveServer, gguf_path: object
+) -> None:
+    create_smollm2(server.url, gguf_path, "smollm2-pirate:135m",  # type: ignore[arg-type]
+                   system="You are a pirate.")
+    body = {"model": "smollm2-pirate:135m", "prompt": "Hello", "stream": False,
+            "options": {"num_predict": 1}}
+    with_modelfile = server.http.post("/api/generate", json=body).json()
+    longer = "You are a pirate who sails the seven seas and speaks only in rhymes."
+    overridden = server.http.post("/api/generate", json={**body, "system": longer}).json()
+    plain = server.http.post("/api/generate", json={**body, "model": MODEL}).json()
+    # SmolLM2's own template has a default system prompt; the Modelfile's replaces it, and the
+    # request's replaces that: each shows in how many prompt tokens were evaluated
+    assert plain["prompt_eval_count"] > with_modelfile["prompt_eval_count"]
+    assert overridden["prompt_eval_count"] > with_modelfile["prompt_eval_count"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import httpx
 import openai
 import pydantic
 import pytest
-from harness import LiveServer
+from harness import LiveServer, create_smollm2
+from inference.conftest import TOOLS_TEMPLATE
 
 MODEL = "smollm2:135m"
 USER = [{"role": "user", "content": "What is the capital of France?"}]
@@ -104,3 +106,26 @@ def test_bad_json_is_an_openai_shaped_400(server: LiveServer) -> None:
     response = httpx.post(f"{server.url}/v1/chat/completions", content=b"{nope")
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_tool_call_comes_back_in_openais_shape(
+    server: LiveServer, client: openai.OpenAI, gguf_path: Path
+) -> None:
+    create_smollm2(server.url, gguf_path, "smollm2-tools:135m", template=TOOLS_TEMPLATE)
+    tool = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    forced = {"type": "object", "properties": {
+        "name": {"type": "string", "enum": ["get_weather"]},
+        "arguments": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris"]}},
+                      "required": ["city"]}},
+        "required": ["name", "arguments"]}
+    reply = client.chat.completions.create(
+        model="smollm2-tools:135m", temperature=0, tools=[tool],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "call", "schema": forced}})
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = (choice.message.tool_calls or [])[0]
+    assert call.type == "function" and call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
