@@ -124,3 +124,15 @@ def test_embed_input_over_the_context_without_truncate_is_400(server: LiveServer
         "model": MODEL, "input": "word " * 5000, "truncate": False})
     assert response.status_code == 400
     assert response.json() == {"error": "the input length exceeds the context length"}
+
+
+def test_a_client_that_goes_away_frees_the_slot_for_the_next_request(server: LiveServer) -> None:
+    body = {"model": MODEL, "prompt": "Tell me a very long story about the sea.",
+            "options": {"num_predict": 100000, "temperature": 1.0}}
+    with httpx.Client(base_url=server.url, timeout=300) as first:
+        with first.stream("POST", "/api/generate", json=body) as response:
+            next(response.iter_lines())
+    # one slot (OLLAMA_NUM_PARALLEL=1): this only finishes if the abandoned generation stopped
+    again = server.http.post("/api/generate", json={
+        "model": MODEL, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
+    assert again.status_code == 200 and again.json()["done"] is True
