@@ -38,6 +38,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="session")
+def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry behind htpasswd (bcrypt) Basic auth; alice's password is s3cret."""
+    with run_registry(tmp_path_factory.mktemp("private"), users={"alice": "s3cret"}) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
 def source_store(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Store:
     return smollm2_store(tmp_path_factory.mktemp("source") / "models", gguf_path)
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +107,11 @@ class Proxy:
     hold_after: int | None = None
     drop_after: int | None = None
     release: threading.Event = field(default_factory=threading.Event)
+    # token auth as ollama.com and Docker Hub do it: 401 with a Bearer challenge naming /token,
+    # which hands out ``token`` to a client presenting ``token_basic`` (a Basic header) if set
+    token: str | None = None
+    token_basic: str | None = None
+    token_requests: list[dict[str, str]] = field(default_factory=list)
 
     def blob_ranges(self, digest: str) -> list[str]:
         return [r or "" for m, p, r in self.requests if m == "GET" and p.endswith(f"/blobs/{digest}")]
@@ -122,7 +129,37 @@ def run_proxy(upstream: str) -> Iterator[Proxy]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
+        def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _token_auth(self) -> bool:
+            """Answer /token and refuse requests without the token; True when handled here."""
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/token":
+                with lock:
+                    proxy.token_requests.append(dict(urllib.parse.parse_qsl(url.query)))
+                if proxy.token_basic and self.headers.get("Authorization") != proxy.token_basic:
+                    self._reply(401, b'{"details":"incorrect username or password"}', {})
+                else:
+                    self._reply(200, json.dumps({"token": proxy.token}).encode(), {})
+                return True
+            if self.headers.get("Authorization") == f"Bearer {proxy.token}":
+                return False
+            repo = url.path.removeprefix("/v2/").rsplit("/", 2)[0]
+            challenge = (f'Bearer realm="http://{proxy.host}/token",service="llmd-test",'
+                         f'scope="repository:{repo}:pull"')
+            body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+            self._reply(401, body, {"WWW-Authenticate": challenge, "Content-Type": "application/json"})
+            return True
+
         def _forward(self) -> None:
+            if proxy.token is not None and self._token_auth():
+                return
             rng = self.headers.get("Range")
             with lock:
                 proxy.requests.append((self.command, self.path, rng))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import filecmp
 import json
 import threading
@@ -14,7 +15,10 @@ import httpx
 import pytest
 from harness import CLIENT_TIMEOUT, LiveServer, live_server, run_llmctl
 from llmd.store import Store
+from llmd.store.manifest import SYSTEM
+from llmd.store.registry import Credentials
 from llmd.store.transfer import Progress
+from registry.conftest import publish_raw
 from registry.registry_server import Proxy, Registry, run_proxy
 
 DEADLINE = 120.0  # for waits on the daemon; a hang guard, never a timing assertion
@@ -198,3 +202,21 @@ def test_llmctl_pushes_pulls_and_verifies(
 
         missing = run_llmctl("pull", f"{registry.host}/library/nope:1", "--insecure", env=server.env)
         assert (missing.returncode, missing.stderr.strip()) == (1, "Error: pull model manifest: file does not exist")
+
+
+def test_llmctl_takes_registry_credentials_from_the_environment(
+    tmp_path: Path, private_registry: Registry,
+) -> None:
+    alice = Credentials("alice", "s3cret")
+    asyncio.run(publish_raw(private_registry.host, "team/ctl", "v1", {SYSTEM: b"private"}, alice))
+    name = f"{private_registry.host}/team/ctl:v1"
+    with live_server(tmp_path) as server:
+        wrong = run_llmctl("pull", name, "--insecure",
+                           env={**server.env, "LLMD_REGISTRY_AUTH": "alice:wrong"})
+        assert (wrong.returncode, wrong.stderr.strip()) == (1, "Error: unauthorized: authentication required")
+        flat = server.http.post("/api/pull", json={"model": name, "insecure": True, "stream": False})
+        assert (flat.status_code, flat.json()) == (401, {"error": "unauthorized: authentication required"})
+        right = run_llmctl("pull", name, "--insecure",
+                           env={**server.env, "LLMD_REGISTRY_AUTH": "alice:s3cret"})
+        assert right.returncode == 0, right.stderr
+        assert right.stdout.splitlines()[-1] == "success"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import filecmp
-from collections.abc import Iterator
 
 import pytest
 from llmd.errors import RegistryAuthError, RegistryError
@@ -12,7 +11,7 @@ from llmd.store.manifest import SYSTEM
 from llmd.store.registry import Credentials
 from llmd.store.transfer import Progress, Target, Transfers
 from registry.conftest import collect, publish_raw
-from registry.registry_server import Registry, run_registry
+from registry.registry_server import Registry, run_proxy
 
 
 async def test_push_then_pull_gives_byte_identical_blobs(
@@ -100,12 +99,6 @@ async def test_verify_finds_a_corrupted_blob_in_the_store(registry: Registry, tm
     assert checks == {digests[0]: False, digests[1]: True}
 
 
-@pytest.fixture(scope="module")
-def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with run_registry(tmp_path_factory.mktemp("private"), users={"alice": "s3cret"}) as reg:
-        yield reg
-
-
 async def test_wrong_credentials_get_a_clear_401_and_right_ones_work(
     private_registry: Registry, tmp_path
 ) -> None:
@@ -118,3 +111,20 @@ async def test_wrong_credentials_get_a_clear_401_and_right_ones_work(
             await collect(Transfers(dest).pull(Target.parse(name, insecure=True, credentials=credentials)))
     progress = await collect(Transfers(dest).pull(Target.parse(name, insecure=True, credentials=alice)))
     assert progress[-1].status == "success"
+
+
+async def test_a_bearer_challenge_is_answered_with_a_token_from_the_realm(
+    registry: Registry, tmp_path
+) -> None:
+    _, digests = await publish_raw(registry.host, "test/bearer", "v1", {SYSTEM: b"behind a token"})
+    dest = Store(tmp_path / "models")
+    with run_proxy(registry.host) as proxy:
+        proxy.token, proxy.token_basic = "t0ken", Credentials("bob", "pw").basic()
+        name = f"{proxy.host}/test/bearer:v1"
+        with pytest.raises(RegistryAuthError, match="^unauthorized: "):
+            await collect(Transfers(dest).pull(Target.parse(name, insecure=True)))
+        progress = await collect(Transfers(dest).pull(
+            Target.parse(name, insecure=True, credentials=Credentials("bob", "pw"))))
+        assert progress[-1].status == "success"
+        assert proxy.token_requests[-1] == {"service": "llmd-test", "scope": "repository:test/bearer:pull"}
+    assert dest.has_blob(digests[0])
