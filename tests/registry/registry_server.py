@@ -6,7 +6,8 @@
 
 The proxy sits between a puller and the registry to see what was asked (``requests``: method,
 path, Range) and to break transfers on purpose: ``hold_after`` stalls every blob body after that
-many bytes until ``release`` is set; ``drop_after`` cuts the first blob body after that many bytes.
+many bytes until ``release`` is set; ``drop_after`` cuts the first blob body after that many bytes. ``abandoned`` counts held
+responses whose client hung up (how a test sees that a pull stopped).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import http.client
 import http.server
 import json
+import select
 import shutil
 import socket
 import subprocess
@@ -109,12 +111,23 @@ class Proxy:
     release: threading.Event = field(default_factory=threading.Event)
     # token auth as ollama.com and Docker Hub do it: 401 with a Bearer challenge naming /token,
     # which hands out ``token`` to a client presenting ``token_basic`` (a Basic header) if set
+    abandoned: int = 0  # held blob responses whose client hung up
     token: str | None = None
     token_basic: str | None = None
     token_requests: list[dict[str, str]] = field(default_factory=list)
 
     def blob_ranges(self, digest: str) -> list[str]:
         return [r or "" for m, p, r in self.requests if m == "GET" and p.endswith(f"/blobs/{digest}")]
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 @contextlib.contextmanager
@@ -188,7 +201,12 @@ def run_proxy(upstream: str) -> Iterator[Proxy]:
                         return
                     if is_blob and proxy.hold_after is not None and sent + len(chunk) > proxy.hold_after:
                         self.wfile.flush()
-                        proxy.release.wait()
+                        while not proxy.release.wait(0.05):
+                            if _peer_closed(self.connection):
+                                with lock:
+                                    proxy.abandoned += 1
+                                self.close_connection = True
+                                return
                     self.wfile.write(chunk)
                     sent += len(chunk)
             except OSError:

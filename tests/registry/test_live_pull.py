@@ -220,3 +220,29 @@ def test_llmctl_takes_registry_credentials_from_the_environment(
                            env={**server.env, "LLMD_REGISTRY_AUTH": "alice:s3cret"})
         assert right.returncode == 0, right.stderr
         assert right.stdout.splitlines()[-1] == "success"
+
+
+def test_a_client_that_disconnects_leaves_the_partial_file_for_the_next_pull(
+    tmp_path: Path, proxy: Proxy, source_store: Store, pushed: tuple[str, list[Progress]],
+) -> None:
+    digest = model_digest(source_store)
+    body = {"model": f"{proxy.host}/library/smollm2:135m", "insecure": True}
+    proxy.hold_after = 3 * MB
+    with live_server(tmp_path) as server:
+        with httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT) as client:
+            with client.stream("POST", "/api/pull", json=body) as response:
+                lines = response.iter_lines()
+                while json.loads(next(lines)).get("digest") != digest:
+                    pass
+                wait_for(lambda: len(parts_written(server.models, digest)) >= 4
+                         and all(parts_written(server.models, digest)), "bytes in every part")
+        first = proxy.blob_ranges(digest)
+        wait_for(lambda: proxy.abandoned >= len(first), "llmd to stop the download")
+        proxy.hold_after = None
+        proxy.release.set()
+        partial = server.models / "blobs" / (digest.replace(":", "-") + "-partial")
+        assert partial.exists()
+        assert pull_lines(server, body)[-1] == {"status": "success"}
+        assert not partial.exists()
+        resumed = proxy.blob_ranges(digest)[len(first):]
+        assert resumed and not starts(resumed) & starts(first)
