@@ -229,13 +229,13 @@ def test_a_client_that_disconnects_leaves_the_partial_file_for_the_next_pull(
     body = {"model": f"{proxy.host}/library/smollm2:135m", "insecure": True}
     proxy.hold_after = 3 * MB
     with live_server(tmp_path) as server:
-        with httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT) as client:
-            with client.stream("POST", "/api/pull", json=body) as response:
-                lines = response.iter_lines()
-                while json.loads(next(lines)).get("digest") != digest:
-                    pass
-                wait_for(lambda: len(parts_written(server.models, digest)) >= 4
-                         and all(parts_written(server.models, digest)), "bytes in every part")
+        with (httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT) as client,
+              client.stream("POST", "/api/pull", json=body) as response):
+            lines = response.iter_lines()
+            while json.loads(next(lines)).get("digest") != digest:
+                pass
+            wait_for(lambda: len(parts_written(server.models, digest)) >= 4
+                     and all(parts_written(server.models, digest)), "bytes in every part")
         first = proxy.blob_ranges(digest)
         wait_for(lambda: proxy.abandoned >= len(first), "llmd to stop the download")
         proxy.hold_after = None
