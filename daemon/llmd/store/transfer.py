@@ -283,6 +283,9 @@ class Transfers:
     def _forget(self, download: Download) -> None:
         if self._downloads.get(download.digest) is download:
             del self._downloads[download.digest]
+        task = download.task
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: a failure nobody waited for is not logged as lost
 
     def _leave(self, download: Download) -> None:
         download.waiters -= 1
