@@ -39,6 +39,7 @@ from llmd.generation import (
 from llmd.options import BuiltOptions, build_options
 from llmd.runner import grammar
 from llmd.runner.request import Completed, CompletionRequest, TextDelta
+from llmd.scheduler import Lease, Scheduler
 from llmd.store import Model, ModelName, Store
 from llmd.thinking import ThinkingParser
 
@@ -54,7 +55,7 @@ def tool_call_id() -> str:
 class Services:
     config: Config
     store: Store
-    scheduler: Any  # llmd.scheduler.Scheduler; typed loosely so tests may pass the real one only
+    scheduler: Scheduler
 
 
 async def resolve(store: Store, name: str, not_found: str = "model '{}' not found") -> Model:
@@ -206,7 +207,7 @@ class _Splitter:
 
 
 async def _outputs(
-    lease: Any, completion: CompletionRequest, splitter: _Splitter
+    lease: Lease, completion: CompletionRequest, splitter: _Splitter
 ) -> AsyncIterator[Chunk | Completed]:
     async for event in lease.generate(completion):
         if isinstance(event, TextDelta):
