@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -53,18 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from llmd.system.journal import setup_logging
+
+    # native journald records under systemd, "time level logger: message KEY=value" elsewhere
+    setup_logging(config.debug)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _serve(config: Config) -> None:
+def _serve(config: Config, config_path: Path | None) -> None:
     from llmd.server import serve
 
     _setup_logging(config)
@@ -72,7 +70,7 @@ def _serve(config: Config) -> None:
     # disposition that would kill us with -15. Exiting 0 instead also covers a SIGTERM that
     # arrives before uvicorn has installed its handler.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, config_path=config_path))
 
 
 async def _create(config: Config, name: str, modelfile: Path) -> None:
@@ -89,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.command == "serve":
-            _serve(config)
+            _serve(config, args.config)
         elif args.command == "create":
             asyncio.run(_create(config, args.name, args.file))
     except LlmdError as exc:

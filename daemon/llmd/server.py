@@ -3,16 +3,23 @@
 Seams for systemd integration: ``serve(config, sockets=..., on_ready=..., lifespan=...)``.
 Pass the socket-activated listeners as ``sockets`` (already bound; uvicorn only accepts on
 them), and ``on_ready`` to send READY=1 once uvicorn is accepting.
+
+systemd integration (``llmd.system``): without ``sockets``, the ones systemd passed are used
+(else ``config.host`` is bound); a ServiceManager sends READY/STATUS/WATCHDOG/STOPPING, reloads
+the configuration on SIGHUP (and for D-Bus ``ReloadConfig``) and exits when idle.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import importlib.util
 import inspect
 import logging
+import math
 import socket
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import uvicorn
@@ -23,6 +30,10 @@ from llmd.api.app import AppState, Lifespan, build_app
 from llmd.config import Config
 from llmd.errors import ConfigError, LlmdError
 from llmd.store import Store
+from llmd.system import activation, journal
+from llmd.system.reload import Reloader
+from llmd.system.requestlog import RequestLogMiddleware
+from llmd.system.service import ServiceManager
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +121,38 @@ async def _run_scheduler(scheduler: Any) -> AsyncIterator[None]:
 
 
 def default_middleware(config: Config) -> list[Middleware]:
-    """CORS and the Host check from ``llmd.api.web`` when present (outermost first)."""
+    """The per-request log record, then CORS and the Host check from ``llmd.api.web`` when
+    present (outermost first): the record also covers requests those refuse."""
+    logged = [Middleware(RequestLogMiddleware, debug=config.debug)]
     if importlib.util.find_spec("llmd.api.web") is None:
-        return []
+        return logged
     from llmd.api import web
 
-    return list(web.middleware(config))
+    return [*logged, *web.middleware(config)]
 
 
-def _bus_manager(state: AppState) -> contextlib.AbstractAsyncContextManager[Any]:
+def _bus_manager(
+    state: AppState, reload: Callable[[], Any] | None
+) -> contextlib.AbstractAsyncContextManager[Any]:
     """org.llmd.Manager1 on the system bus while serving; only a warning when there is no bus."""
     from llmd.bus.service import export_manager
 
-    return export_manager(state.config, state.store, state.scheduler)
+    return export_manager(state.config, state.store, state.scheduler, reload=reload)
+
+
+def apply_config(app: Starlette, config: Config) -> None:
+    """Put a reloaded Config in effect: the app's holder, the scheduler, CORS origins, log level."""
+    app.state.config = config
+    app.state.llmd = dataclasses.replace(app.state.llmd, config=config)
+    scheduler = app.state.scheduler
+    if scheduler is not None and hasattr(scheduler, "reconfigure"):
+        scheduler.reconfigure(config)
+    # Middleware is built from these specs on the next request once the stack is dropped;
+    # requests in flight finish on the old one.
+    fresh = {m.cls: m for m in default_middleware(config)}
+    app.user_middleware = [fresh.get(m.cls, m) for m in app.user_middleware]
+    app.middleware_stack = None
+    journal.set_level(config.debug)
 
 
 def build_server_app(
@@ -130,8 +160,11 @@ def build_server_app(
     *,
     middleware: Sequence[Middleware] | None = None,
     lifespan: Lifespan | None = None,
+    reload: Callable[[], Any] | None = None,
 ) -> Starlette:
-    """The app ``serve`` runs; ``middleware`` None means ``default_middleware(config)``."""
+    """The app ``serve`` runs; ``middleware`` None means ``default_middleware(config)``.
+
+    ``reload`` is what D-Bus ``ReloadConfig`` calls (None: the bus reloads by itself)."""
     if middleware is None:
         middleware = default_middleware(config)
     store = open_store(config)
@@ -139,7 +172,7 @@ def build_server_app(
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _run_scheduler(state.scheduler), _bus_manager(state):
+        async with _run_scheduler(state.scheduler), _bus_manager(state, reload):
             if lifespan is None:
                 yield
             else:
@@ -150,14 +183,27 @@ def build_server_app(
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_ready: Callable[[], None] | None,
+        service: ServiceManager | None = None,
+    ) -> None:
         super().__init__(config)
         self._on_ready = on_ready
+        self._service = service
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started and self._service is not None:
+            self._service.started(self)
         if self.started and self._on_ready is not None:
             self._on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._service is not None:
+            self._service.stopping()
+        await super().shutdown(sockets)
 
 
 async def serve(
@@ -167,9 +213,19 @@ async def serve(
     *,
     middleware: Sequence[Middleware] | None = None,
     lifespan: Lifespan | None = None,
+    config_path: Path | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM. Raises ConfigError before serving if the setup is unusable."""
-    app = build_server_app(config, middleware=middleware, lifespan=lifespan)
+    """Serve until SIGINT/SIGTERM (or idle exit). Raises ConfigError before serving if the setup
+    is unusable. ``config_path`` is re-read on SIGHUP (None: the default path, as at start)."""
+    reloader = Reloader(config, config_path)
+    service = ServiceManager(reloader)
+    app = build_server_app(config, middleware=middleware, lifespan=lifespan, reload=service.reload)
+    service.scheduler = app.state.scheduler
+    reloader.on_reload(lambda new: apply_config(app, new))
+    activated = False
+    if sockets is None:
+        sockets = activation.activation_sockets()
+        activated = bool(sockets)
     listeners = list(sockets) if sockets else [listen_socket(config)]
     server = _Server(
         uvicorn.Config(
@@ -177,12 +233,15 @@ async def serve(
             log_config=None,
             access_log=config.debug > 0,
             lifespan="on",
-            timeout_graceful_shutdown=int(config.drain_timeout) or None,
+            # drain_timeout 0 means no wait; None would mean forever
+            timeout_graceful_shutdown=math.ceil(config.drain_timeout),
             server_header=False,
         ),
         on_ready,
+        service,
     )
-    log.info("listening", extra={"address": config.host.url, "models": str(config.models)})
+    activation.log_listening(listeners, activated)
+    log.info("store", extra={"models": str(config.models)})
     await server.serve(sockets=listeners)
     if not server.started:
         # uvicorn has logged why (a lifespan failure); the caller only needs a non-zero exit

@@ -1,0 +1,165 @@
+"""The daemon's life as a systemd service, around a running uvicorn server.
+
+``server.py`` calls three hooks and nothing else:
+
+    manager = ServiceManager(reloader, scheduler)
+    ... manager.started(server)   once uvicorn accepts: READY=1, STATUS=, watchdog, SIGHUP, idle exit
+    ... manager.stopping()        when shutdown begins: STOPPING=1, background tasks stopped
+
+and passes ``manager.reload`` to D-Bus, so ``ReloadConfig`` and SIGHUP do the same thing.
+SIGTERM/SIGINT stay uvicorn's: it stops accepting, waits for open requests up to
+``timeout_graceful_shutdown`` (config.drain_timeout), then the lifespan stops the runners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any, Protocol
+
+from llmd.config import Config
+from llmd.errors import LlmdError
+from llmd.system import messages
+from llmd.system.idle import Activity, IdleTracker
+from llmd.system.notify import Notifier, ping_watchdog, status_line, watchdog_interval
+from llmd.system.reload import Reloader
+
+log = logging.getLogger(__name__)
+
+TICK = 0.5  # seconds between looks at the status line and idleness
+
+
+class _ServerState(Protocol):
+    connections: Any
+    total_requests: int
+
+
+class Server(Protocol):
+    """What we use of ``uvicorn.Server``."""
+
+    should_exit: bool
+    server_state: _ServerState
+
+
+class ServiceManager:
+    def __init__(
+        self,
+        reloader: Reloader,
+        scheduler: Any = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.reloader = reloader
+        self.scheduler = scheduler
+        self.notifier = notifier or Notifier()
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._status = ""
+        self._idle = IdleTracker(reloader.config.idle_exit)
+        self._sighup = False
+        self._stopping = False
+        reloader.on_reload(self._reconfigured)
+
+    @property
+    def config(self) -> Config:
+        return self.reloader.config
+
+    def started(self, server: Server) -> None:
+        """uvicorn is accepting: tell systemd, start the watchdog and housekeeping, catch SIGHUP."""
+        self._server = server
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # signals can only be handled on the main thread's loop; elsewhere (tests) no reload
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            self._sighup = True
+        self._status = status_line(self.scheduler)
+        self.notifier.ready(self._status)
+        log.info("ready", extra={"MESSAGE_ID": messages.READY, "STATUS": self._status})
+        interval = watchdog_interval()
+        if interval is not None:
+            self._spawn(ping_watchdog(self.notifier, interval), "llmd-watchdog")
+        self._spawn(self._housekeeping(), "llmd-housekeeping")
+
+    def stopping(self, reason: str = "stopping") -> None:
+        """Shutdown began: STOPPING=1 first, so systemd queues new activations for a successor."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.notifier.stopping(reason)
+        log.info("stopping", extra={"MESSAGE_ID": messages.STOPPING, "REASON": reason})
+        if self._sighup:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup = False
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    async def reload(self) -> Config:
+        """RELOADING=1, re-read and apply the configuration, READY=1; ConfigError if invalid."""
+        self.notifier.reloading()
+        try:
+            return await self.reloader.reload()
+        finally:
+            # READY=1 closes the reload in systemd either way: a refused file leaves us serving
+            # on the previous configuration, not stuck in "reloading".
+            self._status = status_line(self.scheduler)
+            self.notifier.ready(self._status)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        self._spawn(self._reload_logged(), "llmd-reload")
+
+    async def _reload_logged(self) -> None:
+        with contextlib.suppress(LlmdError):  # logged by the Reloader; the old config stays
+            await self.reload()
+
+    def _reconfigured(self, config: Config) -> None:
+        self._idle.timeout = config.idle_exit
+
+    def _activity(self) -> Activity:
+        assert self._server is not None
+        state = self._server.server_state
+        loaded = queued = 0
+        if self.scheduler is not None:
+            loaded = len(self.scheduler.running())
+            queued = int(self.scheduler.queue_depth)
+        return Activity(
+            connections=len(state.connections),
+            requests_seen=state.total_requests,
+            loaded_models=loaded,
+            queued=queued,
+        )
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(min(TICK, self.config.idle_exit / 4 or TICK))
+            status = status_line(self.scheduler)
+            if status != self._status:
+                self._status = status
+                self.notifier.status(status)
+            if self._idle.observe(self._activity()):
+                self._exit_idle()
+                return
+
+    def _exit_idle(self) -> None:
+        assert self._server is not None
+        log.info("idle; exiting", extra={"IDLE_EXIT": self.config.idle_exit})
+        self._tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        self.stopping("idle; exiting")
+        self._server.should_exit = True
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        # Keep a reference: the loop holds tasks only weakly (python/cpython#91887).
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception(),
+                      extra={"TASK": task.get_name()})
