@@ -8,9 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from harness import create_smollm2
-from system.activated import DEADLINE, NotifyListener, listening_socket, server_env, spawn_activated
+from system.activated import (
+    DEADLINE,
+    NotifyListener,
+    listening_socket,
+    server_env,
+    spawn_activated,
+)
 
 pytestmark = pytest.mark.model
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from llmd.system import messages
 from llmd.system.journal import JournalHandler, setup_logging, stderr_is_journal
 

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from llmd.config import Config
 from llmd.scheduler import Scheduler
 from llmd.system.notify import Notifier, ping_watchdog, status_line, watchdog_interval

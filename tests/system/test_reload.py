@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from llmd.config import Config, load_config
 from llmd.errors import ConfigError
 from llmd.system.reload import LIVE_KEYS, RESTART_KEYS, Reloader, compare

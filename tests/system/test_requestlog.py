@@ -7,14 +7,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from llmd.system import messages
+from llmd.system.requestlog import RequestLogMiddleware, annotate
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
-
-from llmd.system import messages
-from llmd.system.requestlog import RequestLogMiddleware, annotate
 
 
 async def chat(request: Request) -> StreamingResponse:

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from llmd.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
