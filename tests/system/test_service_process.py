@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from system.activated import (
     DEADLINE,
@@ -134,11 +135,14 @@ def test_sighup_applies_a_changed_file_and_refuses_an_invalid_one(tmp_path: Path
     listener.close()
     try:
         notify.wait_for("READY=1")
-        config.write_text("max_queue: 7\nhost: 127.0.0.1:1\n")
+        url, origin = f"http://127.0.0.1:{port}/api/version", {"Origin": "http://example.com"}
+        assert httpx.get(url, headers=origin, timeout=DEADLINE).status_code == 403
+        config.write_text("max_queue: 7\nhost: 127.0.0.1:1\norigins: [http://example.com]\n")
         process.send_signal(signal.SIGHUP)
         notify.wait_for("READY=1")
         text = wait_for_text(log, "configuration reloaded")
-        assert "CHANGED=max_queue" in text
+        assert "CHANGED=max_queue,origins" in text
+        assert httpx.get(url, headers=origin, timeout=DEADLINE).status_code == 200  # CORS, live
         assert "RESTART_NEEDED=host" in text
 
         config.write_text("max_queue: lots\n")
@@ -149,10 +153,10 @@ def test_sighup_applies_a_changed_file_and_refuses_an_invalid_one(tmp_path: Path
         assert http_get(port, "/")[0] == 200  # still serving, on the old configuration
 
         # the refused file changed nothing: going back to 7 is no change at all
-        config.write_text("max_queue: 7\nhost: 127.0.0.1:1\n")
+        config.write_text("max_queue: 7\nhost: 127.0.0.1:1\norigins: [http://example.com]\n")
         process.send_signal(signal.SIGHUP)
         notify.wait_for("READY=1")
-        text = wait_for_text(log, "CHANGED=none")
+        wait_for_text(log, "CHANGED=none")
     finally:
         assert _stop(process) == 0
 
