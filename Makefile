@@ -15,9 +15,9 @@ MODEL_GGUF := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 export MODEL_GGUF
 
 # apt packages: build tools for llama-cpp-python and systemd-python, dbus for the
-# bus tests, systemd for systemd-socket-activate and systemd-analyze.
+# bus tests, systemd for systemd-analyze, docker-registry and htpasswd for the registry tests.
 APT_PACKAGES := build-essential cmake pkg-config libsystemd-dev python3-dev python3-venv \
-                dbus systemd curl util-linux
+                dbus systemd curl util-linux docker-registry apache2-utils
 
 .PHONY: run test deps model clean
 
