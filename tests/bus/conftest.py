@@ -8,6 +8,8 @@ different users through ``setpriv`` (a uid without a passwd entry gets disconnec
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import shutil
 import subprocess
@@ -50,14 +52,28 @@ def system_bus(bus_dir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
         bus.stop()
 
 
+def _import_smollm2(models: Path, gguf_path: Path, workdir: Path) -> None:
+    from llmd.store import Store, create_from_modelfile
+
+    modelfile = workdir / "Modelfile"
+    modelfile.write_text(f"FROM {gguf_path}\n")
+    asyncio.run(create_from_modelfile(Store(models), "smollm2:135m", modelfile, lambda _: None))
+
+
 @pytest.fixture(scope="module")
-def manager(system_bus: SystemBus, bus_dir: Path, users: dict[str, User]) -> Iterator[str]:
-    """Manager1 exported by a process running as ``ollama``; yields its log path."""
+def manager(
+    system_bus: SystemBus, bus_dir: Path, users: dict[str, User], gguf_path: Path
+) -> Iterator[str]:
+    """Manager1 exported by a process running as ``ollama``; yields its log path.
+
+    Its store holds smollm2:135m, imported from the real GGUF the way `llmd create` does.
+    """
     home = bus_dir / "daemon"
     models = home / "models"
     models.mkdir(parents=True)
-    shutil.chown(home, "ollama", "ollama")
-    shutil.chown(models, "ollama", "ollama")
+    _import_smollm2(models, gguf_path, home)
+    for path in [home, *home.rglob("*")]:
+        shutil.chown(path, "ollama", "ollama")
     log = bus_dir / "manager.log"
     env = system_bus.env()
     with log.open("wb") as log_file:

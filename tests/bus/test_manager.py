@@ -80,7 +80,7 @@ def test_a_plain_user_is_refused_a_state_change_with_a_way_to_get_access(
 def test_bad_arguments_get_llmd_errors_by_name(system_bus: SystemBus, users: dict[str, User]) -> None:
     missing = call(system_bus, users["root"], "load", "nosuchmodel", "")
     assert missing["error"] == "org.llmd.Error.ModelNotFound"
-    assert 'model "nosuchmodel' in missing["message"]
+    assert missing["message"] == "model 'nosuchmodel:latest' not found"
     bad = call(system_bus, users["root"], "load", MODEL, "soon")
     assert bad == {"error": "org.llmd.Error.InvalidOption",
                    "message": 'time: invalid duration "soon"'}
