@@ -139,3 +139,16 @@ def start_bus(directory: Path, *, activatable: bool = False) -> SystemBus:
     )
     address, pid = out.stdout.split()[:2]
     return SystemBus(address, int(pid), directory)
+
+
+def import_smollm2(models: Path, gguf_path: Path, home: Path, *, owner: str) -> None:
+    """Import smollm2:135m into ``models`` as `llmd create` does, then give ``home`` to ``owner``."""
+    import asyncio
+
+    from llmd.store import Store, create_from_modelfile
+
+    modelfile = home / "Modelfile"
+    modelfile.write_text(f"FROM {gguf_path}\n")
+    asyncio.run(create_from_modelfile(Store(models), "smollm2:135m", modelfile, lambda _: None))
+    for path in [home, *home.rglob("*")]:
+        shutil.chown(path, owner, owner)

@@ -8,7 +8,6 @@ different users through ``setpriv`` (a uid without a passwd entry gets disconnec
 
 from __future__ import annotations
 
-import asyncio
 
 import os
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from bus.buslib import SystemBus, User, ensure_users, start_bus
+from bus.buslib import SystemBus, User, ensure_users, import_smollm2, start_bus
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -52,14 +51,6 @@ def system_bus(bus_dir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
         bus.stop()
 
 
-def _import_smollm2(models: Path, gguf_path: Path, workdir: Path) -> None:
-    from llmd.store import Store, create_from_modelfile
-
-    modelfile = workdir / "Modelfile"
-    modelfile.write_text(f"FROM {gguf_path}\n")
-    asyncio.run(create_from_modelfile(Store(models), "smollm2:135m", modelfile, lambda _: None))
-
-
 @pytest.fixture(scope="module")
 def manager(
     system_bus: SystemBus, bus_dir: Path, users: dict[str, User], gguf_path: Path
@@ -71,9 +62,7 @@ def manager(
     home = bus_dir / "daemon"
     models = home / "models"
     models.mkdir(parents=True)
-    _import_smollm2(models, gguf_path, home)
-    for path in [home, *home.rglob("*")]:
-        shutil.chown(path, "ollama", "ollama")
+    import_smollm2(models, gguf_path, home, owner="ollama")
     log = bus_dir / "manager.log"
     env = system_bus.env()
     with log.open("wb") as log_file:

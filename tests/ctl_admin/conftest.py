@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from bus.buslib import SystemBus, User, ensure_users, start_bus
+from bus.buslib import SystemBus, User, ensure_users, import_smollm2, start_bus
 
 MANAGER = Path(__file__).resolve().parents[1] / "bus" / "manager_process.py"
 
@@ -62,13 +62,12 @@ def activatable_bus(workdir: Path, users: dict[str, User]) -> Iterator[SystemBus
 
 
 @pytest.fixture(scope="module")
-def live_bus(workdir: Path, users: dict[str, User]) -> Iterator[SystemBus]:
-    """A system bus with Manager1 owned by a process running as ollama."""
+def live_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator[SystemBus]:
+    """A system bus with Manager1 owned by a process running as ollama; its store has smollm2."""
     bus = start_bus(workdir / "live")
     home = workdir / "daemon"
     (home / "models").mkdir(parents=True)
-    for path in (home, home / "models"):
-        shutil.chown(path, "ollama", "ollama")
+    import_smollm2(home / "models", gguf_path, home, owner="ollama")
     process = subprocess.Popen(
         users["ollama"].setpriv(sys.executable, str(MANAGER), str(home / "models")),
         env=bus.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=home,
