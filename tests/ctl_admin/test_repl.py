@@ -61,12 +61,14 @@ class Terminal:
         os.write(self.fd, text.encode())
 
     def close(self) -> int:
-        os.close(self.fd)
+        # Wait before closing our end: a REPL still echoing its goodbye into a closed pty gets EIO.
         try:
             return self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+        finally:
+            os.close(self.fd)
 
 
 def test_the_repl_takes_settings_multi_line_input_and_survives_ctrl_c(server: LiveServer) -> None:
