@@ -88,11 +88,14 @@ def test_bad_arguments_get_llmd_errors_by_name(system_bus: SystemBus, users: dic
     assert idle["error"] == "org.llmd.Error.ModelNotFound"
 
 
-def test_pull_is_refused_clearly_until_registry_pull_is_wired(
+def test_pull_needs_admin_rights_and_reports_registry_failures_by_name(
     system_bus: SystemBus, users: dict[str, User]
 ) -> None:
-    reply = call(system_bus, users["root"], "pull", "smollm2:360m")
-    assert reply["error"] in ("org.llmd.Error.NotSupported", "org.llmd.Error.RegistryError")
+    denied = call(system_bus, users[PLAIN], "pull", "127.0.0.1:9/library/x:latest")
+    assert denied["error"] == "org.llmd.Error.AccessDenied"
+    # nothing listens on port 9: the registry error comes back named, not as a generic failure
+    reply = call(system_bus, users["root"], "pull", "127.0.0.1:9/library/x:latest")
+    assert reply["error"] == "org.llmd.Error.RegistryError", reply
 
 
 def test_loads_and_unloads_are_signalled_to_every_listener(

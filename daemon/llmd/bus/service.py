@@ -38,7 +38,6 @@ from llmd.bus.interface import (
     OBJECT_PATH,
     LoadedModel,
     Manager1,
-    NotSupportedError,
     RunningModel,
     StoredModel,
 )
@@ -47,6 +46,7 @@ from llmd.errors import InvalidOption, ModelNotFound
 from llmd import store as model_store
 from llmd.options import build_options
 from llmd.runner.request import LoadOptions
+from llmd.store.transfer import Target, Transfers
 
 if TYPE_CHECKING:
     from llmd.store import ModelName, Store
@@ -98,6 +98,7 @@ class ManagerService(Manager1):
         super().__init__()
         self._config = config
         self._store = store
+        self._transfers: Transfers | None = None
         self._scheduler = scheduler
         self._reload = reload
         self._started_at = int(time.time())
@@ -187,9 +188,13 @@ class ManagerService(Manager1):
     async def pull(self, name: str) -> None:
         with reported_on_bus():
             await self._authorize(f"pulling {name}")
-            _parse_name(name)
-            # registry pull (store/transfer.py) is not wired to the bus yet
-            raise NotSupportedError("pulling over D-Bus is not supported yet; use `llmctl pull`")
+            target = Target.parse(name)
+            if self._transfers is None:
+                self._transfers = Transfers(self._store)
+            async for line in self._transfers.pull(target):
+                self.pull_progress.emit(
+                    (name, line.status, line.completed or 0, line.total or 0)
+                )
 
     @dbus_method_async_override()
     async def reload_config(self) -> None:
