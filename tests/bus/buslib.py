@@ -152,3 +152,22 @@ def import_smollm2(models: Path, gguf_path: Path, home: Path, *, owner: str) -> 
     asyncio.run(create_from_modelfile(Store(models), "smollm2:135m", modelfile, lambda _: None))
     for path in [home, *home.rglob("*")]:
         shutil.chown(path, owner, owner)
+
+
+def root_users() -> dict[str, User]:
+    """The real accounts the bus tests switch between; they can only be made and used as root."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("the D-Bus tests create system users and switch to them: run as root")
+    return ensure_users()
+
+
+def shared_tempdir(prefix: str) -> Path:
+    """A 0755 directory: not pytest's tmp_path (0700 root), since the bus socket and the store in it
+    must be reachable by the ollama user and the test callers. The caller removes it."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path

@@ -9,16 +9,14 @@ different users through ``setpriv`` (a uid without a passwd entry gets disconnec
 from __future__ import annotations
 
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from bus.buslib import SystemBus, User, ensure_users, import_smollm2, start_bus
+from bus.buslib import SystemBus, User, import_smollm2, root_users, shared_tempdir, start_bus
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -27,17 +25,12 @@ PYTHON = sys.executable
 
 @pytest.fixture(scope="session")
 def users() -> dict[str, User]:
-    if os.geteuid() != 0:
-        pytest.skip("the D-Bus tests create system users and switch to them: run as root")
-    return ensure_users()
+    return root_users()
 
 
 @pytest.fixture(scope="module")
 def bus_dir() -> Iterator[Path]:
-    # Not under pytest's tmp_path: that is 0700 root, and the bus socket must be reachable by
-    # the ollama user and the test callers.
-    path = Path(tempfile.mkdtemp(prefix="llmd-bus-"))
-    path.chmod(0o755)
+    path = shared_tempdir("llmd-bus-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

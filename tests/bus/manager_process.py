@@ -2,8 +2,7 @@
 
 Run as the ``ollama`` user by the fixtures: ``python manager_process.py MODELS_DIR``. Prints
 ``ready`` once the name is owned (or ``no-bus`` when it could not be), then serves until SIGTERM.
-Uses the real Store and Scheduler when they are in the tree; until they land, minimal stand-ins
-with the same interface (see _standins) keep the bus side testable.
+Uses the real Store and Scheduler.
 """
 
 from __future__ import annotations
@@ -17,20 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from llmd.config import load_config
+from llmd.scheduler import Scheduler
+from llmd.store import Store
 
 
 def components(models: Path) -> tuple[Any, Any, Any]:
     empty = models.parent / "llmd.yaml"
     empty.write_text("")
     config = load_config(empty, {"OLLAMA_MODELS": str(models), "OLLAMA_KEEP_ALIVE": "5m"})
-    try:
-        from llmd.scheduler import Scheduler  # type: ignore[import-not-found,unused-ignore]
-        from llmd.store import Store  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        from _standins import StandinScheduler, StandinStore, install_names
-
-        install_names()
-        return config, StandinStore(), StandinScheduler()
     return config, Store(config.models), Scheduler(config)
 
 

@@ -5,42 +5,23 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from bus.buslib import SystemBus, User, ensure_users, import_smollm2, start_bus
+from bus.buslib import SystemBus, User, import_smollm2, root_users, shared_tempdir, start_bus
 
 MANAGER = Path(__file__).resolve().parents[1] / "bus" / "manager_process.py"
 
 
-@pytest.fixture(autouse=True)
-def _llmctl_importable() -> None:
-    """llmctl imports the store's Modelfile parser: skip, saying why, while it is not in the tree."""
-    from llmctl.parser import build_parser
-
-    try:
-        build_parser()
-    except ImportError as exc:
-        if "llmd.store" not in str(exc):
-            raise
-        pytest.skip(f"llmctl cannot start yet: {exc}")
-
-
 @pytest.fixture(scope="session")
 def users() -> dict[str, User]:
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("the D-Bus tests create system users and switch to them: run as root")
-    return ensure_users()
+    return root_users()
 
 
 @pytest.fixture(scope="module")
 def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="llmctl-bus-"))
-    path.chmod(0o755)
+    path = shared_tempdir("llmctl-bus-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

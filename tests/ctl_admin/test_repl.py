@@ -14,13 +14,7 @@ from typing import Iterator
 
 import pytest
 
-try:  # /api/chat and the store are written in parallel with this test
-    import llmd.api.inference  # noqa: F401
-    from llmd.store import Store  # noqa: F401
-except ImportError as exc:
-    pytest.skip(f"needs /api/chat and the store: {exc}", allow_module_level=True)
-
-from harness import LiveServer, create_smollm2, live_server  # noqa: E402
+from harness import LiveServer, create_smollm2, live_server
 
 DEADLINE = 240.0  # seconds for any expected output; a hang guard, not a timing assertion
 
