@@ -32,6 +32,20 @@ from llmd.runner.vocab import Vocab
 
 Event = tuple[int, TextDelta | Completed]
 
+_GGML_LIB = Path(lc.__file__).parent / "lib"
+
+
+def _register_backends() -> None:
+    """Load ggml's backend modules when llama.cpp was built with GGML_BACKEND_DL.
+
+    The packaged build (debian/, rpm/) compiles the CPU backend once per x86-64 feature level so
+    that one package runs on any CPU. ggml registers such modules only when asked, and by default
+    looks beside the executable (here the Python interpreter), so it is given their directory.
+    """
+    ggml = ctypes.CDLL(str(_GGML_LIB / "libggml.so"))
+    if ggml.ggml_backend_dev_count() == 0:
+        ggml.ggml_backend_load_all_from_path(str(_GGML_LIB).encode())
+
 
 @dataclass
 class _Job:
@@ -61,6 +75,7 @@ class Engine:
     """A loaded model with ``num_parallel`` slots over one context of ``num_ctx × num_parallel``."""
 
     def __init__(self, path: Path, load: LoadOptions, threads: int) -> None:
+        _register_backends()
         self.load = load
         self._threads = threads
         mparams = lc.llama_model_default_params()
