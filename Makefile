@@ -15,9 +15,11 @@ MODEL_GGUF := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 export MODEL_GGUF
 
 # apt packages: build tools for llama-cpp-python and systemd-python, dbus for the
-# bus tests, systemd for systemd-analyze, docker-registry and htpasswd for the registry tests.
+# bus tests, systemd for systemd-analyze, docker-registry and htpasswd for the registry tests,
+# mmdebstrap and systemd-container (systemd-nspawn) for the end-to-end tests (tests/e2e).
 APT_PACKAGES := build-essential cmake pkg-config libsystemd-dev python3-dev python3-venv \
-                dbus systemd curl util-linux docker-registry apache2-utils
+                dbus systemd curl util-linux docker-registry apache2-utils \
+                mmdebstrap systemd-container
 
 .PHONY: run test deps model clean
 
