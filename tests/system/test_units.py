@@ -60,7 +60,7 @@ def test_service_is_notify_without_install_and_keeps_gpus_reachable() -> None:
 def test_sysusers_creates_the_ollama_system_user() -> None:
     lines = [line for line in (UNITS / "llmd.sysusers").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert [line.split()[:3] for line in lines] == [["u", "ollama", "-"]]
+    assert [line.split()[:3] for line in lines] == [["u", "ollama", "-"], ["g", "render", "-"]]
 
 
 def test_shipped_config_loads_as_all_defaults_and_documents_every_key(tmp_path: Path) -> None:
