@@ -61,3 +61,11 @@ test: deps model
 
 clean:
 	rm -rf $(VENV) $(CACHE)
+
+# make bench: llmd against llama.cpp's own llama-server on the same GGUF (bench/compare.py; the
+# reference binaries are built once from the pinned sdist into .cache/reference). Options:
+# make bench BENCH_ARGS="--quick" (a few minutes), or --threads/--parallel/--ctx/--tokens/--repeat.
+.PHONY: bench
+bench: deps model
+	nice -n 10 bash bench/build-reference.sh
+	$(BIN)/python bench/compare.py $(BENCH_ARGS)
