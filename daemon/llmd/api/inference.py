@@ -26,6 +26,7 @@ from llmd.api.render import rfc3339
 from llmd.api.streaming import Event, ndjson_response
 from llmd.generation import Final, Output, ToolCall
 from llmd.runner.request import TokenLogprob
+from llmd.system.requestlog import annotate
 
 # Ollama's keep_alive "forever" is MaxInt64 ns from now: about 292 years.
 _FOREVER = timedelta(days=292 * 365)
@@ -120,23 +121,29 @@ def collapse(events: Sequence[Event]) -> Event:
     return last
 
 
-async def _rendered(items: AsyncIterator[Output], render: Any, model: str) -> AsyncIterator[Event]:
+async def _rendered(
+    items: AsyncIterator[Output], render: Any, model: str, state: Any
+) -> AsyncIterator[Event]:
+    # the request's journal record (requestlog) carries MODEL and, once known, the token counts
+    annotate(state, model=str(model))
     async for item in items:
+        if isinstance(item, Final):
+            annotate(state, prompt_tokens=item.prompt_eval_count, eval_tokens=item.eval_count)
         yield render(model, item)
 
 
 async def generate(request: Request) -> Response:
     req = parse_generate(await read_json(request))
     items = runs.generate(services(request), req)
-    return await ndjson_response(_rendered(items, generate_json, req.model), stream=req.stream,
-                                 collapse=collapse)
+    rendered = _rendered(items, generate_json, req.model, request.state)
+    return await ndjson_response(rendered, stream=req.stream, collapse=collapse)
 
 
 async def chat(request: Request) -> Response:
     req = parse_chat(await read_json(request))
     items = runs.chat(services(request), req)
-    return await ndjson_response(_rendered(items, chat_json, req.model), stream=req.stream,
-                                 collapse=collapse)
+    rendered = _rendered(items, chat_json, req.model, request.state)
+    return await ndjson_response(rendered, stream=req.stream, collapse=collapse)
 
 
 async def embed(request: Request) -> Response:
