@@ -28,11 +28,27 @@ def run(binary: Path, gguf: Path, threads: int, tokens: int, levels: list[int]) 
     # Each sequence needs 32 prompt + `tokens` cells in its share of the context.
     ctx = max(8192, max(levels) * (32 + tokens) * 2)
     argv = [
-        str(binary), "-m", str(gguf), "-c", str(ctx), "-b", "512", "-ub", "512",
-        "-npp", "32", "-ntg", str(tokens), "-npl", ",".join(map(str, levels)),
-        "-t", str(threads), "--output-format", "jsonl",
+        str(binary),
+        "-m",
+        str(gguf),
+        "-c",
+        str(ctx),
+        "-b",
+        "512",
+        "-ub",
+        "512",
+        "-npp",
+        "32",
+        "-ntg",
+        str(tokens),
+        "-npl",
+        ",".join(map(str, levels)),
+        "-t",
+        str(threads),
+        "--output-format",
+        "jsonl",
     ]
-    result = subprocess.run(argv, capture_output=True, text=True)
+    result = subprocess.run(argv, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         tail = result.stderr.strip().splitlines()[-3:]
         raise RuntimeError(f"llama-batched-bench failed ({result.returncode}): {' / '.join(tail)}")

@@ -25,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import httpx
+from typing import Any
 
 import ceiling
+import httpx
 import loadgen
 import servers
 
@@ -49,7 +49,10 @@ def physical_cores() -> int:
 def reference_bin() -> Path:
     """The directory build-reference.sh prints (building there only if not cached yet)."""
     out = subprocess.run(
-        ["bash", str(ROOT / "bench/build-reference.sh")], capture_output=True, text=True
+        ["bash", str(ROOT / "bench/build-reference.sh")],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0:
         sys.exit(f"bench: building the reference failed:\n{out.stderr[-2000:]}")
@@ -59,10 +62,11 @@ def reference_bin() -> Path:
 def machine() -> dict[str, Any]:
     model = platform.processor() or "unknown"
     try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        lscpu = subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout
         model = next(
             line.split(":", 1)[1].strip()
-            for line in lscpu.splitlines() if line.startswith("Model name:")
+            for line in lscpu.splitlines()
+            if line.startswith("Model name:")
         )
     except (OSError, StopIteration):
         pass
@@ -77,6 +81,7 @@ def machine() -> dict[str, Any]:
 
 
 # --- measurements on one warm server --------------------------------------------------------
+
 
 def run(server: Any, clients: int, per_client: int, tokens: int, first: int) -> loadgen.Run:
     return asyncio.run(
@@ -96,6 +101,7 @@ def sequential(server: Any, count: int, tokens: int, first: int) -> list[loadgen
 
 
 # --- the table ------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -122,7 +128,10 @@ class Row:
             verdict = " ✓" if self.check(self.llmd, self.ratio) else " ✗"
         ratio = "—" if self.ratio is None else f"{self.ratio:.2f}×"
         return [
-            f"{self.metric} ({self.unit})", show(self.llmd), show(self.ref), ratio,
+            f"{self.metric} ({self.unit})",
+            show(self.llmd),
+            show(self.ref),
+            ratio,
             (self.target + verdict).strip(),
         ]
 
@@ -157,18 +166,33 @@ def median(values: list[float]) -> float | None:
 
 # --- the run --------------------------------------------------------------------------------
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=Path(os.environ.get("MODEL_GGUF", DEFAULT_GGUF)))
+    parser.add_argument(
+        "--model", type=Path, default=Path(os.environ.get("MODEL_GGUF", DEFAULT_GGUF))
+    )
     parser.add_argument("--threads", type=int, default=0, help="default: physical cores")
     parser.add_argument("--parallel", type=int, default=16, help="slots on both servers (16)")
     parser.add_argument("--ctx", type=int, default=1024, help="context tokens per slot (1024)")
-    parser.add_argument("--tokens", type=int, default=0, help="max_tokens per request (128; quick 64)")
-    parser.add_argument("--repeat", type=int, default=0,
-                        help="requests per client at each level, cold starts (2; quick 1)")
-    parser.add_argument("--samples", type=int, default=0,
-                        help="sequential requests for TTFT and 1-token latency (20; quick 8)")
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter requests: a few minutes")
+    parser.add_argument(
+        "--tokens", type=int, default=0, help="max_tokens per request (128; quick 64)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=0,
+        help="requests per client at each level, cold starts (2; quick 1)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="sequential requests for TTFT and 1-token latency (20; quick 8)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer, shorter requests: a few minutes"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench")
     args = parser.parse_args()
     tokens = args.tokens or (64 if args.quick else 128)
@@ -188,12 +212,20 @@ def main() -> int:
         f"bench: {info['cpu']}, {info['physical_cores']} cores, {info['ram_gib']} GiB; "
         f"{gguf.name}; threads {threads}, parallel {args.parallel}, ctx {args.ctx}/slot, "
         f"max_tokens {tokens}, load average {info['loadavg_start']:.2f}",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     raw: dict[str, Any] = {
         "machine": info,
-        "settings": {"model": str(gguf), "threads": threads, "parallel": args.parallel,
-                     "ctx": args.ctx, "tokens": tokens, "repeat": repeat, "samples": samples},
+        "settings": {
+            "model": str(gguf),
+            "threads": threads,
+            "parallel": args.parallel,
+            "ctx": args.ctx,
+            "tokens": tokens,
+            "repeat": repeat,
+            "samples": samples,
+        },
     }
     workdir = Path(tempfile.mkdtemp(prefix="llmd-bench-"))
     ref = servers.LlamaServer(binaries / "llama-server", settings, workdir)
@@ -214,11 +246,17 @@ def main() -> int:
         results["llmd"]["rss_loaded_kib"] = servers.rss_kib(llmd.pid)
 
         for n in levels:
-            out = each(f"{n} concurrent client(s)", lambda s: run(s, n, repeat, tokens, first=n * 100))
+            out = each(
+                f"{n} concurrent client(s)",
+                lambda s, n=n: run(s, n, repeat, tokens, first=n * 100),
+            )
             for key, r in out.items():
                 results[key][f"clients_{n}"] = {
-                    "aggregate": r.aggregate, "wall": r.wall, "tokens": [s.tokens for s in r.streams],
-                    "ttft": r.ttfts(), "decode": [s.decode_rate for s in r.streams],
+                    "aggregate": r.aggregate,
+                    "wall": r.wall,
+                    "tokens": [s.tokens for s in r.streams],
+                    "ttft": r.ttfts(),
+                    "decode": [s.decode_rate for s in r.streams],
                 }
         out = each("time to first token", lambda s: sequential(s, samples, 4, first=2000))
         for key, streams in out.items():
@@ -280,7 +318,9 @@ async def first_token(server: Any) -> loadgen.Stream:
     return stream
 
 
-def rows(results: dict[str, Any], s_tg: dict[int, float], levels: list[int], tokens: int) -> list[Row]:
+def rows(
+    results: dict[str, Any], s_tg: dict[int, float], levels: list[int], tokens: int
+) -> list[Row]:
     L, R = results["llmd"], results["ref"]
 
     def both(f: Callable[[dict[str, Any]], float | None]) -> tuple[float | None, float | None]:
@@ -290,38 +330,79 @@ def rows(results: dict[str, Any], s_tg: dict[int, float], levels: list[int], tok
         return 1000 * loadgen.percentile(values, q)
 
     out = [
-        Row("single-client decode", *both(lambda d: median(
-            [x for x in d["clients_1"]["decode"] if x is not None])), "tok/s",
-            target="≥1.0×", check=ratio_at_least(1.0)),
+        Row(
+            "single-client decode",
+            *both(lambda d: median([x for x in d["clients_1"]["decode"] if x is not None])),
+            "tok/s",
+            target="≥1.0×",
+            check=ratio_at_least(1.0),
+        ),
     ]
     for n in levels:
         key = f"clients_{n}"
-        out.append(Row(f"aggregate, {n} client{'s' if n > 1 else ''}", *both(lambda d: d[key]["aggregate"]), "tok/s",
-                       target="≥1.0×" if n == 8 else "",
-                       check=ratio_at_least(1.0) if n == 8 else None))
+        out.append(
+            Row(
+                f"aggregate, {n} client{'s' if n > 1 else ''}",
+                *both(lambda d, key=key: d[key]["aggregate"]),
+                "tok/s",
+                target="≥1.0×" if n == 8 else "",
+                check=ratio_at_least(1.0) if n == 8 else None,
+            )
+        )
     for n in levels:
         if n in s_tg:
             agg = L[f"clients_{n}"]["aggregate"]
-            out.append(Row(f"ceiling: llmd aggregate vs batched-bench S_TG, {n} seq", agg, s_tg[n], "tok/s",
-                           target="≥0.9×" if n == 8 else "",
-                           check=ratio_at_least(0.9) if n == 8 else None))
+            out.append(
+                Row(
+                    f"ceiling: llmd aggregate vs batched-bench S_TG, {n} seq",
+                    agg,
+                    s_tg[n],
+                    "tok/s",
+                    target="≥0.9×" if n == 8 else "",
+                    check=ratio_at_least(0.9) if n == 8 else None,
+                )
+            )
     out += [
-        Row("TTFT p50, 1 client", *both(lambda d: ms(d["ttft"], 50)), "ms",
-            target="≤1.2×", check=ratio_at_most(1.2)),
+        Row(
+            "TTFT p50, 1 client",
+            *both(lambda d: ms(d["ttft"], 50)),
+            "ms",
+            target="≤1.2×",
+            check=ratio_at_most(1.2),
+        ),
         Row("TTFT p95, 1 client", *both(lambda d: ms(d["ttft"], 95)), "ms"),
     ]
     if 8 in levels:
-        out.append(Row("TTFT p50, 8 clients", *both(lambda d: ms(d["clients_8"]["ttft"], 50)), "ms"))
+        out.append(
+            Row("TTFT p50, 8 clients", *both(lambda d: ms(d["clients_8"]["ttft"], 50)), "ms")
+        )
     out += [
         Row("1-token request p50", *both(lambda d: ms(d["one_token"], 50)), "ms"),
-        Row("cold start to first token", *both(lambda d: median(d["cold"])), "s", fmt="{:.2f}",
-            target="llmd < 1.5 s", check=value_below(1.5)),
-        Row("llmd main RSS, idle", L["rss_idle_kib"] / 1024, None, "MB",
-            target="< 80 MB", check=value_below(80)),
+        Row(
+            "cold start to first token",
+            *both(lambda d: median(d["cold"])),
+            "s",
+            fmt="{:.2f}",
+            target="llmd < 1.5 s",
+            check=value_below(1.5),
+        ),
+        Row(
+            "llmd main RSS, idle",
+            L["rss_idle_kib"] / 1024,
+            None,
+            "MB",
+            target="< 80 MB",
+            check=value_below(80),
+        ),
         Row("llmd main RSS, model loaded", L["rss_loaded_kib"] / 1024, None, "MB"),
         Row("llmd main RSS, after the run", L["rss_after_kib"] / 1024, None, "MB"),
-        Row("tokens per request, mean", *both(lambda d: statistics.mean(
-            t for n in levels for t in d[f"clients_{n}"]["tokens"])), f"of {tokens}"),
+        Row(
+            "tokens per request, mean",
+            *both(
+                lambda d: statistics.mean(t for n in levels for t in d[f"clients_{n}"]["tokens"])
+            ),
+            f"of {tokens}",
+        ),
     ]
     return out
 

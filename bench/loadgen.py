@@ -22,9 +22,22 @@ DONE = "[DONE]"
 # Long-form requests that SmolLM2-135M answers at length, so that at temperature 0 a generation
 # normally runs to max_tokens on either server: llmd has no ignore_eos (Ollama has no such option).
 TOPICS = (
-    "the sea", "a forest", "a city at night", "winter", "a train ride", "the moon",
-    "an old library", "a storm", "a lighthouse keeper", "a desert caravan", "a clockmaker",
-    "a mountain village", "a robot gardener", "a lost dog", "a river journey", "a market day",
+    "the sea",
+    "a forest",
+    "a city at night",
+    "winter",
+    "a train ride",
+    "the moon",
+    "an old library",
+    "a storm",
+    "a lighthouse keeper",
+    "a desert caravan",
+    "a clockmaker",
+    "a mountain village",
+    "a robot gardener",
+    "a lost dog",
+    "a river journey",
+    "a market day",
 )
 SYSTEM = "You are a storyteller. You always write long, detailed stories."
 
@@ -52,7 +65,7 @@ def parse_sse_line(line: str) -> dict[str, Any] | str | None:
         return None
     value = json.loads(payload)
     if not isinstance(value, dict):
-        raise ValueError(f"SSE data is not a JSON object: {payload[:80]!r}")
+        raise TypeError(f"SSE data is not a JSON object: {payload[:80]!r}")
     return value
 
 
@@ -102,9 +115,7 @@ def request_body(model: str, i: int, max_tokens: int) -> dict[str, Any]:
     }
 
 
-async def stream_chat(
-    client: httpx.AsyncClient, model: str, i: int, max_tokens: int
-) -> Stream:
+async def stream_chat(client: httpx.AsyncClient, model: str, i: int, max_tokens: int) -> Stream:
     """Send request ``i`` and read its stream to the end."""
     body = request_body(model, i, max_tokens)
     result = Stream(sent=time.perf_counter())

@@ -79,7 +79,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         # A session of its own, so stop() reaches the runner processes llmd starts too.
         return subprocess.Popen(
@@ -102,12 +104,30 @@ class LlamaServer:
     def argv(self) -> list[str]:
         s = self.settings
         return [
-            str(self.binary), "-m", str(s.gguf), "--host", "127.0.0.1", "--port", str(self.port),
-            "-t", str(s.threads), "-tb", str(s.threads), "-np", str(s.parallel),
+            str(self.binary),
+            "-m",
+            str(s.gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "-t",
+            str(s.threads),
+            "-tb",
+            str(s.threads),
+            "-np",
+            str(s.parallel),
             # -c is the whole context, split evenly across the slots; one KV stream per slot, as
             # llmd's runner has (a unified cache is llama-server's default only with -np auto).
-            "-c", str(s.ctx * s.parallel), "-no-kvu", "-b", "512", "-ub", "512",
-            "--cont-batching", "--no-webui",
+            "-c",
+            str(s.ctx * s.parallel),
+            "-no-kvu",
+            "-b",
+            "512",
+            "-ub",
+            "512",
+            "--cont-batching",
+            "--no-webui",
         ]
 
     def start(self) -> float:
@@ -158,9 +178,19 @@ class Llmd:
         modelfile = self.workdir / "Modelfile"
         modelfile.write_text(f"FROM {s.gguf}\nPARAMETER num_ctx {s.ctx}\n")
         result = subprocess.run(
-            [str(VENV_BIN / "llmd"), "create", LLMD_MODEL, "-f", str(modelfile),
-             "--config", str(self.config)],
-            env=self.env(), capture_output=True, text=True,
+            [
+                str(VENV_BIN / "llmd"),
+                "create",
+                LLMD_MODEL,
+                "-f",
+                str(modelfile),
+                "--config",
+                str(self.config),
+            ],
+            check=False,
+            env=self.env(),
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise ServerFailed(f"llmd create failed: {result.stderr.strip()}")
