@@ -153,6 +153,9 @@ def apply_config(app: Starlette, config: Config) -> None:
     app.user_middleware = [fresh.get(m.cls, m) for m in app.user_middleware]
     app.middleware_stack = None
     journal.set_level(config.debug)
+    manager = getattr(app.state, "bus_manager", None)
+    if manager is not None:
+        manager.reconfigure(config)
 
 
 def build_server_app(
@@ -172,7 +175,9 @@ def build_server_app(
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _run_scheduler(state.scheduler), _bus_manager(state, reload):
+        async with _run_scheduler(state.scheduler), _bus_manager(state, reload) as manager:
+            # a SIGHUP reload reaches the bus object through apply_config
+            app.state.bus_manager = manager
             if lifespan is None:
                 yield
             else:

@@ -196,6 +196,10 @@ class ManagerService(Manager1):
                     (name, line.status, line.completed or 0, line.total or 0)
                 )
 
+    def reconfigure(self, config: Config) -> None:
+        """A Config reloaded elsewhere (SIGHUP): its keep_alive and defaults apply to Load."""
+        self._config = config
+
     @dbus_method_async_override()
     async def reload_config(self) -> None:
         with reported_on_bus():
