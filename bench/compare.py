@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -228,21 +229,56 @@ def main() -> int:
         },
     }
     workdir = Path(tempfile.mkdtemp(prefix="llmd-bench-"))
+    try:
+        results, s_tg = measure(settings, binaries, workdir, levels, tokens, repeat, samples)
+    except (servers.ServerFailed, RuntimeError, httpx.HTTPError, OSError) as exc:
+        print(f"bench: {exc}\nbench: server logs kept in {workdir}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    shutil.rmtree(workdir, ignore_errors=True)
+    raw["batched_bench_s_tg"] = s_tg
+    raw["results"] = results
+    info["loadavg_end"] = os.getloadavg()[0]
+
+    table = render(rows(results, s_tg, levels, tokens))
+    print(table)
+    save(args.out, table, raw)
+    return 0
+
+
+def measure(
+    settings: servers.Settings,
+    binaries: Path,
+    workdir: Path,
+    levels: list[int],
+    tokens: int,
+    repeat: int,
+    samples: int,
+) -> tuple[dict[str, dict[str, Any]], dict[int, float]]:
+    """Every measurement: both servers warm, then cold starts, then the batched-bench ceiling."""
     ref = servers.LlamaServer(binaries / "llama-server", settings, workdir)
     llmd = servers.Llmd(settings, workdir)
     both = (("ref", ref), ("llmd", llmd))
     results: dict[str, dict[str, Any]] = {"ref": {}, "llmd": {}}
 
+    calls = 0
+
     def each(label: str, measure: Callable[[Any], Any]) -> dict[str, Any]:
+        """One measurement on both servers back to back, the order flipped every time so that
+        a load that rises or falls during the run does not favour one side."""
+        nonlocal calls
+        calls += 1
         print(f"bench: {label}", file=sys.stderr, flush=True)
-        return {key: measure(server) for key, server in both}
+        order = both if calls % 2 else both[::-1]
+        return {key: measure(server) for key, server in order}
 
     try:
         ref.start()
         llmd.start()
         time.sleep(1.0)  # let import-time allocations settle before reading RSS
         results["llmd"]["rss_idle_kib"] = servers.rss_kib(llmd.pid)
-        each("warm-up", lambda s: warm_up(s, args.parallel))
+        each("warm-up", lambda s: warm_up(s, settings.parallel))
         results["llmd"]["rss_loaded_kib"] = servers.rss_kib(llmd.pid)
 
         for n in levels:
@@ -276,15 +312,10 @@ def main() -> int:
         results["llmd"]["cold"].append(cold_llmd(settings, workdir))
 
     print("bench: llama-batched-bench", file=sys.stderr, flush=True)
-    s_tg = ceiling.run(binaries / "llama-batched-bench", gguf, threads, tokens, levels)
-    raw["batched_bench_s_tg"] = s_tg
-    raw["results"] = results
-    info["loadavg_end"] = os.getloadavg()[0]
-
-    table = render(rows(results, s_tg, levels, tokens))
-    print(table)
-    save(args.out, table, raw)
-    return 0
+    s_tg = ceiling.run(
+        binaries / "llama-batched-bench", settings.gguf, settings.threads, tokens, levels
+    )
+    return results, s_tg
 
 
 def cold_reference(binaries: Path, settings: servers.Settings, workdir: Path) -> float:
