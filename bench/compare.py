@@ -242,9 +242,29 @@ def main() -> int:
     info["loadavg_end"] = os.getloadavg()[0]
 
     table = render(rows(results, s_tg, levels, tokens))
-    print(table)
-    save(args.out, table, raw)
+    print(header(raw) + table)
+    save(args.out, header(raw) + table, raw)
+    for key, name in (("llmd", "llmd"), ("ref", "llama-server")):
+        short = [t for n in levels for t in results[key][f"clients_{n}"]["tokens"] if t < tokens]
+        if short:
+            # Rates stay per generated token, but shorter generations spend a larger share of
+            # their time in prefill, so the two sides are less comparable.
+            print(
+                f"bench: {name}: {len(short)} generations stopped before max_tokens ({tokens})",
+                file=sys.stderr,
+            )
     return 0
+
+
+def header(raw: dict[str, Any]) -> str:
+    s, m = raw["settings"], raw["machine"]
+    return (
+        f"{m['cpu']}, {m['physical_cores']} cores, {m['ram_gib']} GiB RAM; load average "
+        f"{m['loadavg_start']:.2f} → {m['loadavg_end']:.2f}\n"
+        f"{Path(s['model']).name}; threads {s['threads']}, parallel {s['parallel']}, "
+        f"ctx {s['ctx']}/slot, max_tokens {s['tokens']}, repeat {s['repeat']}, "
+        f"samples {s['samples']}\n\n"
+    )
 
 
 def measure(
@@ -438,19 +458,11 @@ def rows(
     return out
 
 
-def save(directory: Path, table: str, raw: dict[str, Any]) -> None:
+def save(directory: Path, text: str, raw: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    s, m = raw["settings"], raw["machine"]
-    header = (
-        f"{m['cpu']}, {m['physical_cores']} cores, {m['ram_gib']} GiB RAM; load average "
-        f"{m['loadavg_start']:.2f} → {m['loadavg_end']:.2f}\n"
-        f"{Path(s['model']).name}; threads {s['threads']}, parallel {s['parallel']}, "
-        f"ctx {s['ctx']}/slot, max_tokens {s['tokens']}, repeat {s['repeat']}, "
-        f"samples {s['samples']}\n\n"
-    )
     for name in (f"{stamp}.md", "latest.md"):
-        (directory / name).write_text(header + table + "\n")
+        (directory / name).write_text(text + "\n")
     for name in (f"{stamp}.json", "latest.json"):
         (directory / name).write_text(json.dumps(raw, indent=1) + "\n")
     print(f"bench: wrote {directory / stamp}.md and .json", file=sys.stderr)

@@ -91,3 +91,28 @@ def test_the_table_is_markdown_with_a_header_rule() -> None:
     assert lines[0].startswith("| metric")
     assert set(lines[1]) <= {"|", "-"}
     assert "0.50×" in lines[2]
+
+
+def _side(rate: float) -> dict[str, object]:
+    level = {"aggregate": rate, "tokens": [4, 4], "ttft": [0.1, 0.2], "decode": [rate, None]}
+    return {
+        "clients_1": level,
+        "clients_8": level,
+        "ttft": [0.1, 0.2, 0.3],
+        "one_token": [0.05],
+        "cold": [1.0, 2.0],
+        "rss_idle_kib": 60 * 1024,
+        "rss_loaded_kib": 61 * 1024,
+        "rss_after_kib": 62 * 1024,
+    }
+
+
+def test_the_comparison_table_has_every_metric_with_llmd_over_the_reference() -> None:
+    results = {"llmd": _side(50.0), "ref": _side(100.0)}
+    rows = {r.metric: r for r in compare.rows(results, {1: 80.0, 8: 200.0}, [1, 8], 4)}
+    assert rows["single-client decode"].ratio == pytest.approx(0.5)
+    assert rows["aggregate, 8 clients"].cells()[-1] == "≥1.0× ✗"
+    assert rows["ceiling: llmd aggregate vs batched-bench S_TG, 8 seq"].ratio == pytest.approx(0.25)
+    assert rows["cold start to first token"].llmd == pytest.approx(1.5)
+    assert rows["llmd main RSS, idle"].cells()[-1] == "< 80 MB ✓"
+    assert rows["tokens per request, mean"].llmd == pytest.approx(4.0)
