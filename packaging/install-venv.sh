@@ -39,6 +39,23 @@ vpip install --no-index $find_links --no-compile --no-cache-dir --no-deps "$src"
 # installers, not runtime: nothing of llmd's imports them
 vpip uninstall -y pip setuptools
 
+site=$stage/lib/python$("$stage/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages
+# llama-cpp-python's wheel also carries llama.cpp's own install tree (lib/, include/, cmake
+# files) at the top of site-packages, and three copies of each library (wheels hold no
+# symlinks): llama_cpp/lib's copies are the ones loaded, the versioned names become links.
+rm -rf "$site/lib" "$site/include" "$site/bin"
+for f in "$site"/llama_cpp/lib/*.so.*.*; do
+    [ -e "$f" ] || continue
+    base=${f##*/}   # libggml.so.0.25.3 -> libggml.so.0, libggml.so
+    for alias in "$site/llama_cpp/lib/${base%.*.*}" "$site/llama_cpp/lib/${base%%.so.*}.so"; do
+        if [ "$alias" != "$f" ] && [ -f "$alias" ] && cmp -s "$alias" "$f"; then
+            ln -sf "$base" "$alias"
+        fi
+    done
+done
+# test suites shipped inside wheels (numpy's alone is 10 MB) are never imported by llmd
+find "$site" -mindepth 2 -type d -name tests -prune -exec rm -rf {} +
+
 # pip wrote the staging path into the scripts' shebangs, the activate scripts and pyvenv.cfg
 grep -rlI -F "$stage" "$stage" | while IFS= read -r f; do
     sed -i "s|$stage|$prefix|g" "$f"
