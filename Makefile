@@ -69,3 +69,52 @@ clean:
 bench: deps model
 	nice -n 10 bash bench/build-reference.sh
 	$(BIN)/python bench/compare.py $(BENCH_ARGS)
+
+# --- packages: make deb -> dist/llmd_<version>_amd64.deb, make rpm -> dist/llmd-<version>-*.x86_64.rpm
+# Both build from a copy of the tracked files under build/, so nothing lands in the tree or its
+# parent. The wheels (llama-cpp-python compiled for any x86-64 CPU) are kept in .cache/pkg and
+# reused: only the first build compiles llama.cpp.
+PKG_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PKG_CACHE   := $(CURDIR)/$(CACHE)/pkg
+PKG_STAMP   := $(CACHE)/apt-pkg.stamp
+PKG_APT_PACKAGES := build-essential cmake pkg-config libsystemd-dev python3-dev python3-venv \
+                    debhelper lintian rpm
+.PHONY: deb rpm
+
+$(PKG_STAMP):
+	@mkdir -p $(CACHE)
+	@missing=$$(for p in $(PKG_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+# build/<kind>/llmd-<version>/: the tracked files as they are in the working tree
+define pkg_tree
+	rm -rf build/$(1) && mkdir -p build/$(1)/llmd-$(PKG_VERSION) dist
+	git ls-files -z | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C build/$(1)/llmd-$(PKG_VERSION)
+endef
+
+deb: $(PKG_STAMP)
+	@test "$$(dpkg-parsechangelog -l debian/changelog -S Version)" = "$(PKG_VERSION)" || \
+	  { echo "debian/changelog is not at version $(PKG_VERSION) (pyproject.toml)"; exit 1; }
+	$(call pkg_tree,deb)
+	cd build/deb/llmd-$(PKG_VERSION) && LLMD_WHEEL_CACHE=$(PKG_CACHE) dpkg-buildpackage -us -uc -b
+	lintian --fail-on error build/deb/llmd_$(PKG_VERSION)_amd64.deb
+	cp build/deb/llmd_$(PKG_VERSION)_amd64.deb dist/
+	@echo dist/llmd_$(PKG_VERSION)_amd64.deb
+
+# rpm/macros.fallback stands in for systemd-rpm-macros where rpm lacks them (Debian's rpm);
+# --nodeps because the BuildRequires name Fedora packages.
+rpm: $(PKG_STAMP)
+	@test "$$(sed -n 's/^Version: *//p' rpm/llmd.spec)" = "$(PKG_VERSION)" || \
+	  { echo "rpm/llmd.spec is not at version $(PKG_VERSION) (pyproject.toml)"; exit 1; }
+	$(call pkg_tree,rpm)
+	mkdir -p build/rpm/SOURCES
+	tar -czf build/rpm/SOURCES/llmd-$(PKG_VERSION).tar.gz -C build/rpm llmd-$(PKG_VERSION)
+	cp units/llmd.sysusers build/rpm/SOURCES/
+	rpmbuild -bb --nodeps $$(rpm --eval '%{?systemd_post:have}' | grep -q have || echo --load=rpm/macros.fallback) \
+	  --define "_topdir $(CURDIR)/build/rpm" --define "llmd_wheel_cache $(PKG_CACHE)" rpm/llmd.spec
+	cp build/rpm/RPMS/x86_64/llmd-$(PKG_VERSION)-*.x86_64.rpm dist/
+	@ls dist/llmd-$(PKG_VERSION)-*.x86_64.rpm
