@@ -79,7 +79,11 @@ PKG_CACHE   := $(CURDIR)/$(CACHE)/pkg
 PKG_STAMP   := $(CACHE)/apt-pkg.stamp
 PKG_APT_PACKAGES := build-essential cmake pkg-config libsystemd-dev python3-dev python3-venv \
                     debhelper lintian rpm
-.PHONY: deb rpm
+.PHONY: deb rpm lock
+
+# packaging/requirements.lock: exact runtime pins for both packages, from what .venv runs
+lock: deps
+	$(BIN)/python packaging/lock.py > packaging/requirements.lock
 
 $(PKG_STAMP):
 	@mkdir -p $(CACHE)
