@@ -18,6 +18,9 @@ cache=${1:?usage: wheelhouse.sh CACHE_DIR}
 python=${PYTHON:-/usr/bin/python3}
 lock=$here/requirements.lock
 setuptools_pin=setuptools==84.2.1
+# GGML_BACKEND_DIR puts the CPU-variant modules into the wheel's llama_cpp/lib, where the runner
+# loads them from (llmd/runner/engine.py); typed STRING because cmake would otherwise make the
+# relative path absolute under pip's temporary source directory.
 llama_cmake_args="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DGGML_BACKEND_DIR:STRING=llama_cpp/lib"
 
 mkdir -p "$cache"
