@@ -100,7 +100,7 @@ def ensure_rootfs(cache: Path, packages: list[str], log: Path) -> Path:
         SUITE, str(building), mirror(),
     ]
     with log.open("w") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        result = subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise E2EError(f"{' '.join(command)} failed ({result.returncode}); log: {log}\n{tail(log)}")
@@ -272,7 +272,7 @@ class Guest:
         """Run ``argv`` in the guest; stdout and stderr are kept apart, both as text."""
         try:
             result = subprocess.run(
-                self.command(*argv), capture_output=True, text=True, timeout=timeout,
+                self.command(*argv), check=False, capture_output=True, text=True, timeout=timeout,
                 input=input, stdin=None if input is not None else subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:

@@ -11,12 +11,11 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e.nspawn import DEBS_IN_GUEST, MODEL_IN_GUEST, Guest, describe
 from llmd.system import messages
 
@@ -181,7 +180,7 @@ def test_systemctl_reload_applies_a_configuration_change(guest: Guest) -> None:
     ok(guest.run("llmctl", "load", MODEL, timeout=120, check=False), f"llmctl load {MODEL}")
     status = json.loads(ok(guest.run("llmctl", "status", "--json", check=False), "llmctl status --json"))
     expires = datetime.fromisoformat(status["models"][0]["expires_at"])
-    assert (expires - datetime.now(timezone.utc)).total_seconds() > 3600, status
+    assert (expires - datetime.now(UTC)).total_seconds() > 3600, status
 
 
 def test_after_kill_9_systemd_restarts_llmd_and_the_socket_keeps_accepting(guest: Guest) -> None:
