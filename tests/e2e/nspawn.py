@@ -32,7 +32,21 @@ BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "curl", "ca-certificates", "
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEBS_IN_GUEST = "/mnt/debs"  # the .deb's directory, bound read-only
 MODEL_IN_GUEST = "/mnt/model"  # the GGUF's directory, bound read-only
-CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+
+
+def _cgroup_roots() -> tuple[Path, ...]:
+    """The hierarchies nspawn's private cgroup is made in; the cgroup2 one (with cgroup.kill) last.
+
+    A hybrid host (this one: no systemd, v1 controllers) has a named ``systemd`` v1 tree and
+    cgroup2 at ``unified``; a pure cgroup2 host has only ``/sys/fs/cgroup``.
+    """
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.controllers").exists():
+        return (base,)
+    return tuple(p for p in (base / "systemd", base / "unified") if p.is_dir())
+
+
+CGROUP_ROOTS = _cgroup_roots()
 
 
 class E2EError(Exception):
@@ -162,11 +176,10 @@ class Guest:
         """Start nspawn in the background and wait until systemd says the boot is over."""
         self.logs.mkdir(parents=True, exist_ok=True)
         procs = " ".join(
-            f"{base}/{self.cgroup}/cgroup.procs" for base in CGROUP_ROOTS if base.is_dir()
+            f"{base}/{self.cgroup}/cgroup.procs" for base in CGROUP_ROOTS
         )
         for base in CGROUP_ROOTS:
-            if base.is_dir():
-                (base / self.cgroup).mkdir(exist_ok=True)
+            (base / self.cgroup).mkdir(exist_ok=True)
         nspawn = [
             "systemd-nspawn", "-q", "-D", str(self.root), "--volatile=overlay",
             f"--machine={self.name}", "--register=no", "--keep-unit", "--private-network",
@@ -233,7 +246,9 @@ class Guest:
         return True
 
     def _kill_cgroup(self) -> None:
-        kill = CGROUP_ROOTS[1] / self.cgroup / "cgroup.kill"
+        if not CGROUP_ROOTS:
+            return
+        kill = CGROUP_ROOTS[-1] / self.cgroup / "cgroup.kill"
         if kill.exists():
             kill.write_text("1")
         deadline = time.monotonic() + 10
