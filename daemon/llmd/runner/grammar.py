@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-
-from llama_cpp import llama_grammar
+from types import ModuleType
 
 from llmd.errors import InvalidRequest
+from llmd.submodule import standalone
 
-# Any JSON object, as Ollama constrains `"format": "json"`.
-JSON_GBNF: str = llama_grammar.JSON_GBNF
+
+def _llama_grammar() -> ModuleType:
+    # The converter is pure Python; importing it through llama_cpp would map libllama into the
+    # daemon, which never runs inference itself.
+    return standalone("llama_cpp", "llama_grammar")
+
+
+def __getattr__(name: str) -> str:
+    # JSON_GBNF: any JSON object, as Ollama constrains `"format": "json"`; read on first use.
+    if name == "JSON_GBNF":
+        return str(_llama_grammar().JSON_GBNF)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def json_schema_to_gbnf(schema: Mapping[str, object] | bool) -> str:
@@ -24,7 +34,7 @@ def json_schema_to_gbnf(schema: Mapping[str, object] | bool) -> str:
         raise InvalidRequest("invalid JSON schema in format")
     try:
         text = json.dumps(schema)
-        return str(llama_grammar.json_schema_to_gbnf(text))
+        return str(_llama_grammar().json_schema_to_gbnf(text))
     except (
         TypeError,
         ValueError,

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
-import numpy
-from gguf.constants import (
-    GGML_QUANT_SIZES,
-    GGUF_DEFAULT_ALIGNMENT,
-    GGUFValueType,
-    LlamaFileType,
-)
-
 from llmd.errors import InvalidModelFile
+from llmd.submodule import standalone
+
+# gguf/constants.py alone: the package's __init__ would import numpy and its reader and writer.
+_constants = standalone("gguf", "constants")
+GGML_QUANT_SIZES = _constants.GGML_QUANT_SIZES
+GGUF_DEFAULT_ALIGNMENT: int = _constants.GGUF_DEFAULT_ALIGNMENT
+GGUFValueType = _constants.GGUFValueType
+LlamaFileType = _constants.LlamaFileType
+_FLOAT32 = struct.Struct("<f")
 
 _MAGIC = b"GGUF"
 _SCALARS = {
@@ -101,6 +102,18 @@ class GGUFArray(Sequence[object]):
         return f"GGUFArray({self.dtype}, {self.count} items)"
 
 
+def _shortest_float32(value: float) -> float:
+    """The fewest significant digits that read back as the same float32 (numpy's str())."""
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        try:
+            if _FLOAT32.unpack(_FLOAT32.pack(float(text)))[0] == value:
+                return float(text)
+        except OverflowError:
+            continue
+    return value  # nan, which equals nothing
+
+
 class _Reader:
     def __init__(self, buf: mmap.mmap | bytes, order: str, path: Path | None = None) -> None:
         self.buf = buf
@@ -148,7 +161,7 @@ class _Reader:
         value = self.unpack(fmt)[0]
         if fmt == "f":
             # shortest text that round-trips the float32, as Go prints it (1e-05, not 9.99e-06)
-            value = float(str(numpy.float32(value)))
+            value = _shortest_float32(value)  # type: ignore[arg-type]
         return value
 
     @staticmethod
