@@ -71,7 +71,7 @@ bench: deps model
 	$(BIN)/python bench/compare.py $(BENCH_ARGS)
 
 # --- packages: make deb -> dist/llmd_<version>_amd64.deb, make rpm -> dist/llmd-<version>-*.x86_64.rpm
-# Both build from a copy of the tracked files under build/, so nothing lands in the tree or its
+# Both build from a copy of the committed tree under build/, so nothing lands in the tree or its
 # parent. The wheels (llama-cpp-python compiled for any x86-64 CPU) are kept in .cache/pkg and
 # reused: only the first build compiles llama.cpp.
 PKG_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -94,10 +94,11 @@ $(PKG_STAMP):
 	fi
 	@touch $@
 
-# build/<kind>/llmd-<version>/: the tracked files as they are in the working tree
+# build/<kind>/llmd-<version>/: the committed tree (HEAD), as a fresh clone would have it; edits
+# not yet committed, by anyone sharing this working tree, stay out of the package
 define pkg_tree
-	rm -rf build/$(1) && mkdir -p build/$(1)/llmd-$(PKG_VERSION) dist
-	git ls-files -z | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C build/$(1)/llmd-$(PKG_VERSION)
+	rm -rf build/$(1) && mkdir -p build/$(1) dist
+	git archive --format=tar --prefix=llmd-$(PKG_VERSION)/ HEAD | tar -xf - -C build/$(1)
 endef
 
 deb: $(PKG_STAMP)
