@@ -18,12 +18,32 @@ import socket
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from llmd.errors import LlmdError, RunnerLoadFailed
 from llmd.runner import protocol
-from llmd.runner.engine import Engine, StepFailed
 from llmd.runner.request import Completed, LoadOptions
+from llmd.submodule import bare_package
+
+if TYPE_CHECKING:
+    from llmd.runner.engine import Engine
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _import_bindings() -> None:
+    """Make ``import llama_cpp`` give the ctypes bindings alone.
+
+    llama-cpp-python's ``__init__`` also imports its high-level API (numpy, jinja2, diskcache,
+    multiprocessing): most of a runner's start-up time and some 20 MB of its memory, none of it
+    used here. The bare package is filled with what ``from .llama_cpp import *`` would give it.
+    """
+    package = bare_package("llama_cpp")
+    from llama_cpp import llama_cpp as bindings
+
+    for name, value in vars(bindings).items():
+        if not name.startswith("_"):
+            setattr(package, name, value)
 
 
 def _die_with_parent() -> None:
@@ -69,6 +89,8 @@ class Runner:
             self.flush()
 
     def _step(self) -> None:
+        from llmd.runner.engine import StepFailed
+
         try:
             events = self._engine.step()
         except StepFailed as failure:
@@ -142,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     # The main process handles Ctrl-C for the whole group; the runner leaves when told or orphaned.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+    _import_bindings()
     import llama_cpp._logger
+
+    from llmd.runner.engine import Engine
 
     llama_cpp._logger.set_verbose(args.debug)
     sock = socket.socket(fileno=args.fd)

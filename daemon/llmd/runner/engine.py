@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import llama_cpp as lc
-import numpy as np
 
 from llmd.errors import InvalidRequest, RunnerError, RunnerLoadFailed
 from llmd.runner.request import (
@@ -286,6 +285,8 @@ class Engine:
         return events
 
     def _logprobs(self, index: int, top: int):  # type: ignore[no-untyped-def]
+        import numpy as np  # here, not above: only logprobs and embeddings need it
+
         pointer = lc.llama_get_logits_ith(self._ctx, index)
         logits = np.ctypeslib.as_array(pointer, shape=(self.vocab.n_tokens,)).astype(
             np.float64
@@ -363,6 +364,8 @@ class Engine:
         return ctx
 
     def embed(self, inputs: list[str], truncate: bool) -> tuple[list[list[float]], int]:
+        import numpy as np  # here, not above: only logprobs and embeddings need it
+
         if self._embed_ctx is None:
             self._embed_ctx = self._new_embedding_context()
         ctx = self._embed_ctx
