@@ -47,6 +47,16 @@ def physical_cores() -> int:
     return cores()
 
 
+def int_list(value: str) -> list[int]:
+    try:
+        numbers = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,4,8, got {value!r}") from None
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {value!r}")
+    return numbers
+
+
 def reference_bin() -> Path:
     """The directory build-reference.sh prints (building there only if not cached yet)."""
     out = subprocess.run(
@@ -194,8 +204,24 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fewer, shorter requests: a few minutes"
     )
+    parser.add_argument(
+        "--levels",
+        type=int_list,
+        default=list(LEVELS),
+        help="concurrent clients to measure, comma-separated (1,4,8,16); above --parallel skipped",
+    )
+    parser.add_argument(
+        "--skip",
+        type=lambda v: set(v.split(",")),
+        default=set(),
+        help="leave out phases, comma-separated: cold, ceiling",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench")
     args = parser.parse_args()
+    if not args.skip <= {"cold", "ceiling"}:
+        parser.error(
+            f"--skip: unknown phase(s) {', '.join(sorted(args.skip - {'cold', 'ceiling'}))}"
+        )
     tokens = args.tokens or (64 if args.quick else 128)
     repeat = args.repeat or (1 if args.quick else 2)
     samples = args.samples or (8 if args.quick else 20)
@@ -205,7 +231,9 @@ def main() -> int:
         parser.error(f"no model at {args.model} (make model)")
     gguf = args.model.resolve()
     threads = args.threads or physical_cores()
-    levels = [n for n in LEVELS if n <= args.parallel]
+    levels = sorted({n for n in args.levels if n <= args.parallel})
+    if not levels:
+        parser.error("--levels: no level at or below --parallel")
     settings = servers.Settings(gguf, threads, args.parallel, args.ctx)
     binaries = reference_bin()
     info = machine()
@@ -230,7 +258,9 @@ def main() -> int:
     }
     workdir = Path(tempfile.mkdtemp(prefix="llmd-bench-"))
     try:
-        results, s_tg = measure(settings, binaries, workdir, levels, tokens, repeat, samples)
+        results, s_tg = measure(
+            settings, binaries, workdir, levels, tokens, repeat, samples, args.skip
+        )
     except (servers.ServerFailed, RuntimeError, httpx.HTTPError, OSError) as exc:
         print(f"bench: {exc}\nbench: server logs kept in {workdir}", file=sys.stderr)
         return 1
@@ -275,6 +305,7 @@ def measure(
     tokens: int,
     repeat: int,
     samples: int,
+    skip: set[str],
 ) -> tuple[dict[str, dict[str, Any]], dict[int, float]]:
     """Every measurement: both servers warm, then cold starts, then the batched-bench ceiling."""
     ref = servers.LlamaServer(binaries / "llama-server", settings, workdir)
@@ -325,12 +356,14 @@ def measure(
         ref.stop()
         llmd.stop()
 
-    print("bench: cold starts", file=sys.stderr, flush=True)
     results["ref"]["cold"], results["llmd"]["cold"] = [], []
-    for _ in range(repeat):
+    for _ in range(0 if "cold" in skip else repeat):
+        print("bench: cold start", file=sys.stderr, flush=True)
         results["ref"]["cold"].append(cold_reference(binaries, settings, workdir))
         results["llmd"]["cold"].append(cold_llmd(settings, workdir))
 
+    if "ceiling" in skip:
+        return results, {}
     print("bench: llama-batched-bench", file=sys.stderr, flush=True)
     s_tg = ceiling.run(
         binaries / "llama-batched-bench", settings.gguf, settings.threads, tokens, levels
@@ -380,15 +413,17 @@ def rows(
     def ms(values: list[float], q: int) -> float:
         return 1000 * loadgen.percentile(values, q)
 
-    out = [
-        Row(
-            "single-client decode",
-            *both(lambda d: median([x for x in d["clients_1"]["decode"] if x is not None])),
-            "tok/s",
-            target="≥1.0×",
-            check=ratio_at_least(1.0),
-        ),
-    ]
+    out = []
+    if 1 in levels:
+        out.append(
+            Row(
+                "single-client decode",
+                *both(lambda d: median([x for x in d["clients_1"]["decode"] if x is not None])),
+                "tok/s",
+                target="≥1.0×",
+                check=ratio_at_least(1.0),
+            )
+        )
     for n in levels:
         key = f"clients_{n}"
         out.append(
