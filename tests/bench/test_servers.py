@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import compare
 import loadgen
 import pytest
 import servers
@@ -26,3 +27,17 @@ def test_llmd_serves_the_benchmark_chat_and_the_load_generator_counts_its_tokens
     assert [s.tokens for s in run.streams] == [6, 6]
     assert all(s.chunk_times and s.text for s in run.streams)
     assert run.tokens == 12
+
+
+def test_socket_activated_llmd_starts_on_the_first_connection_and_streams_a_token(
+    gguf_path: Path, tmp_path: Path
+) -> None:
+    llmd = servers.Llmd(servers.Settings(gguf_path, threads=1, parallel=1, ctx=512), tmp_path)
+    try:
+        listener = llmd.socket_activated()
+        assert listener.poll() is None
+        stream = asyncio.run(compare.first_token(llmd))
+    finally:
+        llmd.stop()
+    assert stream.chunk_times
+    assert 0 < stream.tokens <= 8
