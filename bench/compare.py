@@ -202,7 +202,7 @@ def main() -> int:
         help="sequential requests for TTFT and 1-token latency (20; quick 8)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="fewer, shorter requests: a few minutes"
+        "--quick", action="store_true", help="fewer, shorter requests (64 tokens, one request per client)"
     )
     parser.add_argument(
         "--levels",
