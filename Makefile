@@ -64,7 +64,7 @@ clean:
 
 # make bench: llmd against llama.cpp's own llama-server on the same GGUF (bench/compare.py; the
 # reference binaries are built once from the pinned sdist into .cache/reference). Options:
-# make bench BENCH_ARGS="--quick" (a few minutes), or --threads/--parallel/--ctx/--tokens/--repeat.
+# make bench BENCH_ARGS="--quick" (shorter), or --levels/--skip/--threads/--parallel/--ctx/--tokens.
 .PHONY: bench
 bench: deps model
 	nice -n 10 bash bench/build-reference.sh
