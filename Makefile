@@ -94,32 +94,48 @@ $(PKG_STAMP):
 	fi
 	@touch $@
 
+PKG_COMMIT   = $(shell git rev-parse HEAD)
+DEB         := dist/llmd_$(PKG_VERSION)_amd64.deb
+
 # build/<kind>/llmd-<version>/: the committed tree (HEAD), as a fresh clone would have it; edits
 # not yet committed, by anyone sharing this working tree, stay out of the package
 define pkg_tree
 	rm -rf build/$(1) && mkdir -p build/$(1) dist
-	git archive --format=tar --prefix=llmd-$(PKG_VERSION)/ HEAD | tar -xf - -C build/$(1)
+	git archive --format=tar --prefix=llmd-$(PKG_VERSION)/ $(2) | tar -xf - -C build/$(1)
 endef
 
+# A .deb of the commit already packaged is not built again (build/deb/commit; the wheels are
+# keyed by that commit's files too): `rm -rf build/deb` forces a rebuild.
 deb: $(PKG_STAMP)
 	@test "$$(dpkg-parsechangelog -l debian/changelog -S Version)" = "$(PKG_VERSION)" || \
 	  { echo "debian/changelog is not at version $(PKG_VERSION) (pyproject.toml)"; exit 1; }
-	$(call pkg_tree,deb)
+	@commit=$(PKG_COMMIT); \
+	if [ -f $(DEB) ] && [ "$$(cat build/deb/commit 2>/dev/null)" = "$$commit" ]; then \
+	  echo "$(DEB) is up to date (commit $$commit)"; \
+	else \
+	  $(MAKE) --no-print-directory deb-build PKG_COMMIT=$$commit; \
+	fi
+
+.PHONY: deb-build
+deb-build: $(PKG_STAMP)
+	$(call pkg_tree,deb,$(PKG_COMMIT))
 	cd build/deb/llmd-$(PKG_VERSION) && LLMD_WHEEL_CACHE=$(PKG_CACHE) dpkg-buildpackage -us -uc -b
 	lintian --fail-on error build/deb/llmd_$(PKG_VERSION)_amd64.deb
 	cp build/deb/llmd_$(PKG_VERSION)_amd64.deb dist/
-	@echo dist/llmd_$(PKG_VERSION)_amd64.deb
+	echo $(PKG_COMMIT) > build/deb/commit
+	@echo $(DEB)
 
 # rpm/macros.fallback stands in for systemd-rpm-macros where rpm lacks them (Debian's rpm);
 # --nodeps because the BuildRequires name Fedora packages.
 rpm: $(PKG_STAMP)
 	@test "$$(sed -n 's/^Version: *//p' rpm/llmd.spec)" = "$(PKG_VERSION)" || \
 	  { echo "rpm/llmd.spec is not at version $(PKG_VERSION) (pyproject.toml)"; exit 1; }
-	$(call pkg_tree,rpm)
+	$(call pkg_tree,rpm,HEAD)
 	mkdir -p build/rpm/SOURCES
 	tar -czf build/rpm/SOURCES/llmd-$(PKG_VERSION).tar.gz -C build/rpm llmd-$(PKG_VERSION)
-	cp units/llmd.sysusers build/rpm/SOURCES/
-	rpmbuild -bb --nodeps $$(rpm --eval '%{?systemd_post:have}' | grep -q have || echo --load=rpm/macros.fallback) \
+	cp build/rpm/llmd-$(PKG_VERSION)/units/llmd.sysusers build/rpm/SOURCES/
+	cd build/rpm/llmd-$(PKG_VERSION) && rpmbuild -bb --nodeps \
+	  $$(rpm --eval '%{?systemd_post:have}' | grep -q have || echo --load=rpm/macros.fallback) \
 	  --define "_topdir $(CURDIR)/build/rpm" --define "llmd_wheel_cache $(PKG_CACHE)" rpm/llmd.spec
 	cp build/rpm/RPMS/x86_64/llmd-$(PKG_VERSION)-*.x86_64.rpm dist/
 	@ls dist/llmd-$(PKG_VERSION)-*.x86_64.rpm
