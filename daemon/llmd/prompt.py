@@ -51,7 +51,7 @@ async def chat_prompt(model: Model, req: ChatRequest, tokenize: Tokenize, num_ct
         return _render(model, model.template, kept, req.tools, req.params.think)
 
     whole = render(0)
-    if not req.params.truncate or len(await tokenize(whole)) <= num_ctx:
+    if not req.params.truncate or _surely_fits(whole, num_ctx) or len(await tokenize(whole)) <= num_ctx:
         return whole
     # Walk back from the last message while the prompt still fits, as chatPrompt does.
     start = len(messages) - 1
@@ -60,6 +60,17 @@ async def chat_prompt(model: Model, req: ChatRequest, tokenize: Tokenize, num_ct
             break
         start = i
     return render(start)
+
+
+def _surely_fits(text: str, num_ctx: int) -> bool:
+    """True when ``text`` cannot tokenize to more than ``num_ctx`` tokens.
+
+    A token covers at least one byte of text (byte-fallback tokens exactly one) and a
+    SentencePiece tokenizer adds at most one leading space, so a prompt shorter in bytes than the
+    context needs no round trip to the runner, which may be busy with a decode step: the common
+    case skips a wait before the first token.
+    """
+    return len(text.encode("utf-8")) < num_ctx
 
 
 class ToolCallParser:
