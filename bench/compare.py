@@ -216,6 +216,12 @@ def main() -> int:
         default=set(),
         help="leave out phases, comma-separated: cold, ceiling",
     )
+    parser.add_argument(
+        "--llmd-python",
+        type=Path,
+        default=servers.VENV_PYTHON,
+        help="the Python that runs llmd (.venv's; /usr/lib/llmd/bin/python3 for the package's build)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench")
     args = parser.parse_args()
     if not args.skip <= {"cold", "ceiling"}:
@@ -259,7 +265,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="llmd-bench-"))
     try:
         results, s_tg = measure(
-            settings, binaries, workdir, levels, tokens, repeat, samples, args.skip
+            settings, binaries, workdir, levels, tokens, repeat, samples, args.skip, args.llmd_python
         )
     except (servers.ServerFailed, RuntimeError, httpx.HTTPError, OSError) as exc:
         print(f"bench: {exc}\nbench: server logs kept in {workdir}", file=sys.stderr)
@@ -306,10 +312,11 @@ def measure(
     repeat: int,
     samples: int,
     skip: set[str],
+    llmd_python: Path,
 ) -> tuple[dict[str, dict[str, Any]], dict[int, float]]:
     """Every measurement: both servers warm, then cold starts, then the batched-bench ceiling."""
     ref = servers.LlamaServer(binaries / "llama-server", settings, workdir)
-    llmd = servers.Llmd(settings, workdir)
+    llmd = servers.Llmd(settings, workdir, llmd_python)
     both = (("ref", ref), ("llmd", llmd))
     results: dict[str, dict[str, Any]] = {"ref": {}, "llmd": {}}
 
@@ -360,7 +367,7 @@ def measure(
     for _ in range(0 if "cold" in skip else repeat):
         print("bench: cold start", file=sys.stderr, flush=True)
         results["ref"]["cold"].append(cold_reference(binaries, settings, workdir))
-        results["llmd"]["cold"].append(cold_llmd(settings, workdir))
+        results["llmd"]["cold"].append(cold_llmd(settings, workdir, llmd_python))
 
     if "ceiling" in skip:
         return results, {}
@@ -382,10 +389,10 @@ def cold_reference(binaries: Path, settings: servers.Settings, workdir: Path) ->
         server.stop()
 
 
-def cold_llmd(settings: servers.Settings, workdir: Path) -> float:
+def cold_llmd(settings: servers.Settings, workdir: Path, python: Path) -> float:
     """llmd behind a listening socket: from the connection (which starts llmd) to the first
     token, with the model load in between, as with llmd.socket."""
-    server = servers.Llmd(settings, workdir)
+    server = servers.Llmd(settings, workdir, python)
     try:
         server.socket_activated()
         stream = asyncio.run(first_token(server))

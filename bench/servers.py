@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 LLMD_MODEL = "smollm2:135m"
 
 
@@ -145,9 +145,11 @@ class LlamaServer:
 class Llmd:
     name = "llmd"
 
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(self, settings: Settings, workdir: Path, python: Path = VENV_PYTHON) -> None:
         self.settings = settings
         self.workdir = workdir
+        # another interpreter measures another build, e.g. the package's /usr/lib/llmd/bin/python3
+        self.command = [str(python), "-m", "llmd"]
         self.models = workdir / "models"
         self.config = workdir / "llmd.yaml"
         self.log = workdir / "llmd.log"
@@ -179,7 +181,7 @@ class Llmd:
         modelfile.write_text(f"FROM {s.gguf}\nPARAMETER num_ctx {s.ctx}\n")
         result = subprocess.run(
             [
-                str(VENV_BIN / "llmd"),
+                *self.command,
                 "create",
                 LLMD_MODEL,
                 "-f",
@@ -196,7 +198,7 @@ class Llmd:
             raise ServerFailed(f"llmd create failed: {result.stderr.strip()}")
 
     def argv(self) -> list[str]:
-        return [str(VENV_BIN / "llmd"), "serve", "--config", str(self.config)]
+        return [*self.command, "serve", "--config", str(self.config)]
 
     def start(self) -> float:
         self.prepare()

@@ -45,16 +45,17 @@ _PRIVATE_ENV = (
     "WATCHDOG_USEC",
 )
 
-# llama.cpp's compute threads meet at an OpenMP barrier after every graph node. By default libgomp
-# spins there for up to ~300k iterations (milliseconds) before sleeping, which pays only while
-# every thread has a core to itself. A runner has a thread per core, so whenever anything else
-# runs (the daemon writing tokens out, its clients, a neighbour) a preempted thread leaves the
-# others spinning on the cores it needs: on a busy 2-core machine a decode step went from 20 ms to
-# seconds. Sleeping at once costs a futex wake per barrier instead. Measured with 1 and 8 streams
-# on 2 cores shared with other work: 5x to 6x the tokens/s of the spinning default, and the first
-# token of a cold start 0.2 s after the load instead of 4.5 s. An OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT in llmd's own environment still wins.
-_OMP_WAIT_POLICY = "passive"
+# llama.cpp's compute threads meet at an OpenMP barrier after every graph node. libgomp's default
+# spins there for up to 300k iterations (about a millisecond) before sleeping, which pays only
+# while every thread has a core to itself: a runner has a thread per core, so whenever anything
+# else runs (the daemon writing tokens out, its clients, a neighbour) a preempted thread leaves the
+# others spinning on the cores it needs, and on a busy 2-core machine a decode step went from 20 ms
+# to seconds. Sleeping at once (OMP_WAIT_POLICY=passive) fixes that but pays a futex wake at each
+# of the hundreds of barriers per step: 26 tok/s against llama-server's 92 on a quiet machine. A
+# short spin covers the microseconds a barrier takes when nothing interferes and gives the core
+# up soon after: on the quiet machine 116 tok/s (llama-server 98) for one stream. An
+# OMP_WAIT_POLICY or GOMP_SPINCOUNT in llmd's own environment still wins.
+_GOMP_SPINCOUNT = "10000"
 
 
 def physical_cores() -> int:
@@ -100,8 +101,8 @@ async def spawn_runner(
     threads = load.num_thread or config.num_threads or physical_cores()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
-    if "GOMP_SPINCOUNT" not in env:
-        env.setdefault("OMP_WAIT_POLICY", _OMP_WAIT_POLICY)
+    if "OMP_WAIT_POLICY" not in env:
+        env.setdefault("GOMP_SPINCOUNT", _GOMP_SPINCOUNT)
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
