@@ -23,14 +23,19 @@ APT_PACKAGES := build-essential cmake pkg-config libsystemd-dev python3-dev pyth
 
 .PHONY: run test deps model clean
 
-$(APT_STAMP):
+# $(call apt_install,PACKAGES): install those not installed yet
+define apt_install
 	@mkdir -p $(CACHE)
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing apt packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@touch $@
+endef
+
+$(APT_STAMP):
+	$(call apt_install,$(APT_PACKAGES))
 
 $(VENV_STAMP): pyproject.toml $(APT_STAMP)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,13 +91,7 @@ lock: deps
 	$(BIN)/python packaging/lock.py > packaging/requirements.lock
 
 $(PKG_STAMP):
-	@mkdir -p $(CACHE)
-	@missing=$$(for p in $(PKG_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing apt packages: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
-	@touch $@
+	$(call apt_install,$(PKG_APT_PACKAGES))
 
 PKG_COMMIT   = $(shell git rev-parse HEAD)
 DEB         := dist/llmd_$(PKG_VERSION)_amd64.deb

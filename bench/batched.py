@@ -25,21 +25,12 @@ from llmd.runner.request import (
     SamplingOptions,
     TextDelta,
 )
+from loadgen import TOPICS  # the same stories the HTTP benchmark asks for
 
 DEFAULT_MODEL = (
     Path(__file__).resolve().parent.parent
     / ".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 )
-TOPICS = [
-    "the sea",
-    "a forest",
-    "a city at night",
-    "winter",
-    "a train ride",
-    "the moon",
-    "an old library",
-    "a storm",
-]
 
 
 def prompt(i: int) -> str:
