@@ -18,15 +18,10 @@ import socket
 import sys
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
 from llmd.errors import LlmdError, RunnerLoadFailed
 from llmd.runner import protocol
 from llmd.runner.request import Completed, LoadOptions
 from llmd.submodule import bare_package
-
-if TYPE_CHECKING:
-    from llmd.runner.engine import Engine
 
 _PR_SET_PDEATHSIG = 1
 
@@ -44,6 +39,12 @@ def _import_bindings() -> None:
     for name, value in vars(bindings).items():
         if not name.startswith("_"):
             setattr(package, name, value)
+
+
+# Before the engine's `import llama_cpp`: this module only ever runs as the runner process.
+_import_bindings()
+
+from llmd.runner.engine import Engine, StepFailed
 
 
 def _die_with_parent() -> None:
@@ -89,8 +90,6 @@ class Runner:
             self.flush()
 
     def _step(self) -> None:
-        from llmd.runner.engine import StepFailed
-
         try:
             events = self._engine.step()
         except StepFailed as failure:
@@ -164,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     # The main process handles Ctrl-C for the whole group; the runner leaves when told or orphaned.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    _import_bindings()
     import llama_cpp._logger
-
-    from llmd.runner.engine import Engine
 
     llama_cpp._logger.set_verbose(args.debug)
     sock = socket.socket(fileno=args.fd)
