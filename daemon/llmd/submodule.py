@@ -66,3 +66,23 @@ def bare_package(package: str) -> ModuleType:
     bare = importlib.util.module_from_spec(spec)
     sys.modules[package] = bare
     return bare
+
+
+def lazy(name: str) -> ModuleType:
+    """Module ``name``, executed on its first attribute access (importlib's LazyLoader).
+
+    For a dependency that only some requests use: ``import`` time and memory are paid then, not
+    at start-up. Once registered, a plain ``import name`` elsewhere gets the same module.
+    """
+    found = sys.modules.get(name)
+    if found is not None:
+        return found
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"module {name!r} is not installed", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module

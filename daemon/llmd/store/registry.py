@@ -26,13 +26,15 @@ import re
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
-
-if TYPE_CHECKING:
-    import httpx
+from typing import Self
 
 from llmd.errors import RegistryAuthError, RegistryError
 from llmd.store.names import ModelName
+from llmd.submodule import lazy
+
+# Loaded on first use: only pulls and pushes need httpx, and the idle daemon's memory and
+# start-up should not pay for it.
+httpx = lazy("httpx")
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,6 @@ MANIFEST_ACCEPT = f"{DOCKER_MANIFEST}, {OCI_MANIFEST}"
 # Only connecting is bounded tightly; a read may legitimately wait on a slow registry, but a
 # connection that sends nothing for a minute is dead and the download resumes elsewhere.
 TIMEOUT = {"connect": 30.0, "read": 60.0, "write": 60.0, "pool": None}
-
-# httpx is imported where it is used, not above: only pulls and pushes need it, and the idle
-# daemon's memory and start-up should not pay for it.
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
 
@@ -100,8 +99,6 @@ def parse_challenge(header: str) -> Challenge | None:
 
 def registry_message(response: httpx.Response) -> str:
     """The registry's own words: ``{"errors":[{"code","message"}]}``, else the status line."""
-    import httpx
-
     try:
         body = json.loads(response.content)
         errors = body.get("errors") if isinstance(body, dict) else None
@@ -128,8 +125,6 @@ class RegistryClient:
         self._credentials = credentials
         self._scope = f"repository:{repo.path}:{'pull,push' if push else 'pull'}"
         self._authorization: str | None = None
-        import httpx
-
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(**TIMEOUT), follow_redirects=True, transport=transport)
 
     async def __aenter__(self) -> Self:
@@ -156,8 +151,6 @@ class RegistryClient:
         stream: bool = False,
     ) -> httpx.Response:
         """Send, answering one 401 challenge; ``content`` is a factory so a retry can resend."""
-        import httpx
-
         for attempt in range(2):
             request = self._build(method, url, headers, content() if content else None)
             try:
@@ -192,8 +185,6 @@ class RegistryClient:
         if challenge.params.get("service"):
             params["service"] = challenge.params["service"]
         headers = {"Authorization": self._credentials.basic()} if self._credentials else {}
-        import httpx
-
         try:
             response = await self._http.get(challenge.params["realm"], params=params, headers=headers)
         except httpx.HTTPError as exc:
@@ -285,8 +276,6 @@ class RegistryClient:
 
 
 async def _translated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    import httpx
-
     try:
         async for chunk in chunks:
             yield chunk
@@ -301,6 +290,4 @@ def _transport_message(exc: httpx.HTTPError) -> str:
 
 def is_transient(exc: RegistryError) -> bool:
     """A broken connection (worth resuming) rather than the registry's refusal."""
-    import httpx
-
     return isinstance(exc.__cause__, httpx.TransportError)
