@@ -233,6 +233,8 @@ def main() -> int:
     samples = args.samples or (8 if args.quick else 20)
     if min(tokens, repeat, samples, args.parallel, args.ctx) < 1 or args.threads < 0:
         parser.error("--tokens, --repeat, --samples, --parallel and --ctx must be positive")
+    if not os.access(args.llmd_python, os.X_OK):
+        parser.error(f"--llmd-python: no Python at {args.llmd_python}")
     if not args.model.is_file():
         parser.error(f"no model at {args.model} (make model)")
     gguf = args.model.resolve()

@@ -277,3 +277,26 @@ async def test_a_load_past_its_deadline_fails_and_leaves_no_process(
             gguf_path, LoadOptions(num_ctx=256), Config(load_timeout=0.001)
         )
     assert _children() <= before
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+async def test_the_runner_spins_only_briefly_at_llama_cpp_thread_barriers(
+    runner: RunnerHandle, gguf_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libgomp's default long spin starves the compute threads whenever the daemon needs a core;
+    # sleeping at once costs a futex wake per graph node. An explicit setting still wins.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        assert _environ(runner.pid)["GOMP_SPINCOUNT"] == "10000"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    own = await spawn_runner(gguf_path, LoadOptions(num_ctx=512), Config())
+    try:
+        env = _environ(own.pid)
+        assert env["OMP_WAIT_POLICY"] == "passive"
+        assert "GOMP_SPINCOUNT" not in env
+    finally:
+        await own.close()
