@@ -16,7 +16,7 @@
 # sapphirerapids variant is built without its AMX features (AVX-512 VNNI/BF16 stay). Those hosts
 # run the AVX-512 VNNI kernels instead; tests/packaging/test_cpu_paths.py guards it.
 #
-# The wheel lands in a directory keyed by version, flags, this script and Python version, built
+# The wheel lands in a directory keyed by version, patch, flags and Python version, built
 # with --no-cache-dir: pip's own wheel cache is keyed by the sdist alone and would silently hand
 # back a wheel built with other flags.
 set -eu
@@ -51,16 +51,18 @@ esac
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 pyver=$("${PYTHON:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-key=$(printf '%s\n' "$version" "$cmake_args" "$cflags" "$pyver" "$(cat "$0")" | sha256sum | cut -c1-12)
+# what the sapphirerapids variant loses; the source directory and wheels are keyed by it
+patch='/ggml_add_cpu_backend_variant(sapphirerapids/s/ AMX_TILE AMX_INT8//'
+key() { sha256sum | cut -c1-12; }
 
-# The sdist, unpacked once per key, with the sapphirerapids variant's AMX features removed
-src=$cache/llama-cpp-python-$version-src-$key
+# The sdist, unpacked once per version and patch, with the sapphirerapids variant's AMX removed
+src=$cache/llama-cpp-python-$version-src-$(printf '%s\n' "$version" "$patch" | key)
 if [ ! -d "$src" ]; then
     rm -rf "$src.tmp" && mkdir -p "$src.tmp"
-    $pip download -q --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$src.tmp" >&2
+    $pip download -q --no-deps --no-binary llama-cpp-python "llama-cpp-python==$version" -d "$src.tmp" >&2
     tar -xzf "$src.tmp/llama_cpp_python-$version.tar.gz" -C "$src.tmp"
     cmakelists=$src.tmp/llama_cpp_python-$version/vendor/llama.cpp/ggml/src/CMakeLists.txt
-    sed -i '/ggml_add_cpu_backend_variant(sapphirerapids/s/ AMX_TILE AMX_INT8//' "$cmakelists"
+    sed -i "$patch" "$cmakelists"
     if grep -n 'ggml_add_cpu_backend_variant(sapphirerapids.*AMX' "$cmakelists" >&2; then
         echo "llama-wheel.sh: the sapphirerapids variant still names AMX features" >&2; exit 1
     fi
@@ -71,7 +73,7 @@ if [ "$mode" = source ]; then
     echo "$src"; exit 0
 fi
 
-dir=$cache/llama-cpp-python-$version-$mode-$key
+dir=$cache/llama-cpp-python-$version-$mode-$(printf '%s\n' "$version" "$patch" "$cmake_args" "$cflags" "$pyver" | key)
 if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     echo "llama-wheel.sh: compiling llama-cpp-python $version ($mode; takes a few minutes)" >&2
     rm -rf "$dir.tmp"

@@ -23,7 +23,8 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     ├── InsufficientMemory          a model that cannot fit even alone
     ├── RunnerError                 a model process failed
     │   ├── RunnerLoadFailed
-    │   └── RunnerCrashed
+    │   ├── RunnerCrashed
+    │   └── ModelCoolingDown        its runner crashed too often in a row: not respawned yet (503)
     ├── RegistryError               a registry refused or broke a pull / push
     │   └── RegistryAuthError
     ├── CorruptBlobs                blobs in the store whose bytes no longer match their digest
@@ -35,6 +36,9 @@ from __future__ import annotations
 
 class LlmdError(Exception):
     """Base of every error llmd reports to a caller."""
+
+    # Seconds after which a retry may succeed, for errors that pass (HTTP's Retry-After)
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -125,11 +129,21 @@ class RunnerError(LlmdError):
 
 
 class RunnerLoadFailed(RunnerError):
-    pass
+    """The model did not load. ``exit_status`` is set when the runner process died doing it."""
+
+    def __init__(self, message: str, *, exit_status: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class RunnerCrashed(RunnerError):
     pass
+
+
+class ModelCoolingDown(RunnerError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class RegistryError(LlmdError):

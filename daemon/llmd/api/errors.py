@@ -20,6 +20,7 @@ from llmd.errors import (
     InsufficientMemory,
     InvalidRequest,
     LlmdError,
+    ModelCoolingDown,
     NotFound,
     QueueFull,
     RegistryAuthError,
@@ -37,6 +38,7 @@ STATUS: dict[type[LlmdError], int] = {
     RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
+    ModelCoolingDown: 503,
     LlmdError: 500,
 }
 
@@ -73,15 +75,21 @@ def openai_error_body(status: int, message: str) -> dict[str, Any]:
     }
 
 
+def _headers(exc: LlmdError) -> dict[str, str] | None:
+    return {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+
+
 def error_response(exc: LlmdError) -> Response:
     """The native error response: ``{"error": msg}`` with the mapped status."""
-    return OllamaJSONResponse(error_body(exc), status_code=status_for(exc))
+    return OllamaJSONResponse(error_body(exc), status_code=status_for(exc), headers=_headers(exc))
 
 
 def openai_error_response(exc: LlmdError) -> Response:
     """The OpenAI-shaped error response, for ``/v1/*`` routes."""
     status = status_for(exc)
-    return OllamaJSONResponse(openai_error_body(status, exc.message), status_code=status)
+    return OllamaJSONResponse(
+        openai_error_body(status, exc.message), status_code=status, headers=_headers(exc)
+    )
 
 
 def _is_openai(request: Request) -> bool:

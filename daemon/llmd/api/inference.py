@@ -176,6 +176,8 @@ def ps_item(running: Any) -> dict[str, Any]:
         "expires_at": rfc3339(expires),
         "size_vram": running.size_vram,
         "context_length": running.context_length,
+        # llmd's own: the ggml CPU variant the runner loaded and the features it computes with
+        **({"cpu": running.cpu.to_wire()} if running.cpu is not None else {}),
     }
 
 

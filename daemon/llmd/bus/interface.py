@@ -11,6 +11,9 @@ Structs (signatures):
     loaded model  ``(sttu)``  name, size in bytes, expiry in unix seconds (0 = forever), in-flight
     running model ``(sttuu)`` the same, then the context length
     stored model  ``(sstt)``  name, digest (hex), size in bytes, modified in unix seconds
+    failed model  ``(suts)``  name, runner crashes in a row, retry in unix seconds (0 = on the
+                              next request), the last runner's exit ("signal: segmentation fault")
+    runner cpu    ``(sss)``   name, ggml CPU variant ("native", "icelake"...), features in use
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ POLKIT_ACTION = "org.llmd.manage"
 LoadedModel = tuple[str, int, int, int]
 RunningModel = tuple[str, int, int, int, int]
 StoredModel = tuple[str, str, int, int]
+FailedModel = tuple[str, int, int, str]
+RunnerCpu = tuple[str, str, str]
 
 
 # --- errors: one class per name, ``org.llmd.Error.<Name>`` --------------------------------------
@@ -120,6 +125,16 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
         """Bytes the scheduler may fill with models."""
         raise NotImplementedError
 
+    @dbus_property_async("a(suts)")
+    def failed_models(self) -> list[FailedModel]:
+        """Models whose runner crashed while loading or before its first answer, in a row."""
+        raise NotImplementedError
+
+    @dbus_property_async("a(sss)")
+    def runner_cpus(self) -> list[RunnerCpu]:
+        """What each loaded model's runner computes on."""
+        raise NotImplementedError
+
     @dbus_method_async(result_signature="a(sstt)", flags=DbusUnprivilegedFlag)
     async def list_models(self) -> list[StoredModel]:
         raise NotImplementedError
@@ -130,7 +145,9 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
 
     @dbus_method_async(input_signature="ss", flags=DbusUnprivilegedFlag)
     async def load(self, name: str, keep_alive: str) -> None:
-        """Preload ``name``; keep_alive as Ollama takes it ("" = default, "-1" = pin)."""
+        """Preload ``name``; keep_alive as Ollama takes it ("" = default, "-1" = pin).
+
+        A model cooling down after a crash loop (FailedModels) is retried at once."""
         raise NotImplementedError
 
     @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)

@@ -36,8 +36,10 @@ from llmd.bus.errors import reported_on_bus
 from llmd.bus.interface import (
     BUS_NAME,
     OBJECT_PATH,
+    FailedModel,
     LoadedModel,
     Manager1,
+    RunnerCpu,
     RunningModel,
     StoredModel,
 )
@@ -129,6 +131,22 @@ class ManagerService(Manager1):
     def memory_budget(self) -> int:
         return int(getattr(self._scheduler, "memory_budget", 0) or 0)
 
+    @dbus_property_async_override()
+    def failed_models(self) -> list[FailedModel]:
+        failed = getattr(self._scheduler, "failed", None)
+        return [
+            (f.name, int(f.failures), _unix_seconds(f.retry_at), f.status)
+            for f in (failed() if failed is not None else [])
+        ]
+
+    @dbus_property_async_override()
+    def runner_cpus(self) -> list[RunnerCpu]:
+        return [
+            (_name_of(r.model), r.cpu.variant, " ".join(r.cpu.features))
+            for r in self._running
+            if getattr(r, "cpu", None) is not None
+        ]
+
     # --- reading methods ----------------------------------------------------------------
 
     @dbus_method_async_override()
@@ -153,7 +171,9 @@ class ManagerService(Manager1):
             await self._authorize(f"loading {name}")
             model = await self._store.get(_parse_name(name))
             seconds = self._keep_alive(keep_alive)
-            await _resolve(self._scheduler.load(model, self._load_options(model), seconds))
+            await _resolve(
+                self._scheduler.load(model, self._load_options(model), seconds, retry_now=True)
+            )
             await self._refresh()
             self._announce_loaded(model.name.short)
 

@@ -44,7 +44,20 @@ def _import_bindings() -> None:
 # Before the engine's `import llama_cpp`: this module only ever runs as the runner process.
 _import_bindings()
 
+import llama_cpp as lc
+
+from llmd.runner import cpu
 from llmd.runner.engine import Engine, StepFailed
+
+# A test hook: LLMD_RUNNER_FAULT=load or =decode makes this runner kill itself with SIGSEGV at
+# that point, as llama.cpp's kernels do on a CPU they mishandle, so the daemon's crash-loop
+# handling can be exercised on any machine. Unset in production, it costs one lookup at start.
+_FAULT = os.environ.get("LLMD_RUNNER_FAULT", "")
+
+
+def _fault(point: str) -> None:
+    if _FAULT == point:
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def _die_with_parent() -> None:
@@ -86,6 +99,7 @@ class Runner:
                 for message in self._frames.feed(data):
                     self._handle(message)
             if self.running and self._engine.busy:
+                _fault("decode")
                 self._step()
             self.flush()
 
@@ -168,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     llama_cpp._logger.set_verbose(args.debug)
     sock = socket.socket(fileno=args.fd)
     load = LoadOptions(**json.loads(args.load))
+    _fault("load")
     try:
         engine = Engine(args.model, load, args.threads)
     except LlmdError as exc:
@@ -185,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_ctx_train": engine.n_ctx_train,
                 "n_parallel": 1 if load.embedding else max(1, load.num_parallel),
                 "pid": os.getpid(),
+                "cpu": cpu.probe(lc.llama_print_system_info()).to_wire(),
             }
         )
     )
