@@ -4,13 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The same source and flags as the venv's llama-cpp-python (packaging/llama-wheel.sh): no AMX.
-version=$(sed -n 's/^llama-cpp-python==//p' packaging/requirements.lock)
-out=.cache/reference/llama-cpp-python-$version-$(sha256sum packaging/llama-wheel.sh | cut -c1-12)
+src=$(PYTHON=.venv/bin/python packaging/llama-wheel.sh source .cache/reference .venv/bin/pip)
+cflags=$(packaging/llama-wheel.sh cflags)
+out=$src-build-$(printf '%s\n' "$cflags" | sha256sum | cut -c1-12)
 if [ -x "$out/build/bin/llama-server" ] && [ -x "$out/build/bin/llama-batched-bench" ]; then
   echo "$out/build/bin"; exit 0
 fi
-src=$(PYTHON=.venv/bin/python packaging/llama-wheel.sh source .cache/reference .venv/bin/pip)
-cflags=$(packaging/llama-wheel.sh cflags)
 rm -rf "$out"; mkdir -p "$out"
 CFLAGS=$cflags CXXFLAGS=$cflags cmake -S "$src/vendor/llama.cpp" -B "$out/build" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=ON >&2
