@@ -86,6 +86,9 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     stream: bool = True
     params: Sampling = field(default_factory=Sampling)
+    # Anthropic clients ask every model to think; Ollama drops `think` where the model cannot
+    # rather than refusing the request (its relax_thinking)
+    relax_thinking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
