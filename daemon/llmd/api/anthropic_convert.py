@@ -12,7 +12,7 @@ reads it (anthropic/anthropic.go). The request body, as ``messages_request`` val
 | ``stop_sequences`` | array of strings | ``stop`` |
 | ``temperature``, ``top_p``, ``top_k`` | number | sampling; absent ones keep the model's defaults |
 | ``tools`` | array | ``{"name", "description", "input_schema"}`` client tools; server tools are refused |
-| ``tool_choice`` | object | ``none`` drops the tools, ``tool`` keeps the one named; ``auto``/``any`` offer all |
+| ``tool_choice`` | object | ``auto`` offers the tools, ``none`` drops them, ``any`` forces a call of one, ``tool`` a call of the one named (llmd.tool_choice) |
 | ``thinking`` | object | ``{"type": "enabled"/"adaptive"}`` thinks, ``disabled`` does not; ``budget_tokens`` is not enforced. A model that cannot think ignores it |
 | ``output_config.effort`` | string | a thinking level when ``thinking`` is absent |
 | ``stream`` | boolean | SSE with Anthropic's event sequence |
@@ -34,7 +34,19 @@ from typing import Any
 
 from llmd import body_fields as fields
 from llmd.errors import InvalidRequest
-from llmd.generation import ChatRequest, Chunk, Final, Message, Output, Sampling, Think, Tool, ToolCall
+from llmd.generation import (
+    ChatRequest,
+    Chunk,
+    Final,
+    Format,
+    Message,
+    Output,
+    Sampling,
+    Think,
+    Tool,
+    ToolCall,
+)
+from llmd.tool_choice import forced_call_schema
 
 Event = tuple[str, dict[str, Any]]  # (event name, data)
 _LEVELS = ("low", "medium", "high", "max")
@@ -194,12 +206,24 @@ def _tools(body: Mapping[str, Any]) -> tuple[Tool, ...]:
             raise InvalidRequest(f"invalid input_schema for tool {tool['name']!r}")
         out.append(Tool("function", {"name": tool["name"], "description": tool.get("description") or "",
                                      "parameters": schema}))
-    choice = fields.obj(body, "tool_choice") or {}
-    if choice.get("type") == "none":
-        return ()
-    if choice.get("type") == "tool":
-        out = [t for t in out if t.name == choice.get("name")]
     return tuple(out)
+
+
+def _tool_choice(body: Mapping[str, Any], tools: tuple[Tool, ...]) -> tuple[tuple[Tool, ...], Format]:
+    """The tools to offer and, when a call is required, the format that forces one."""
+    choice = fields.obj(body, "tool_choice") or {}
+    kind = choice.get("type")
+    if kind == "none":
+        return (), None
+    if kind == "tool":
+        tools = tuple(t for t in tools if t.name == choice.get("name"))
+        if not tools:
+            raise InvalidRequest(f"tool_choice names {choice.get('name')!r}, which is not in 'tools'")
+    if kind in ("any", "tool") and tools:
+        return tools, forced_call_schema(tools)
+    if kind not in (None, "auto", "any"):
+        raise InvalidRequest(f"invalid tool_choice type {kind!r}")
+    return tools, None
 
 
 def _think(body: Mapping[str, Any]) -> Think:
@@ -243,9 +267,10 @@ def _chat(body: Mapping[str, Any], max_tokens: int | None, stream: bool) -> Chat
     system = _system(body.get("system"))
     if system:
         messages = (Message(role="system", content=system), *messages)
+    tools, forced = _tool_choice(body, _tools(body))
     return ChatRequest(
-        model=model, messages=messages, tools=_tools(body), stream=stream, relax_thinking=True,
-        params=Sampling(options=_options(body, max_tokens), think=_think(body)),
+        model=model, messages=messages, tools=tools, stream=stream, relax_thinking=True,
+        params=Sampling(options=_options(body, max_tokens), think=_think(body), format=forced),
     )
 
 

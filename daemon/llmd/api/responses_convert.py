@@ -13,7 +13,7 @@ Stateless, as Ollama's /v1/responses is (openai/responses.go): the whole convers
 | ``temperature``, ``top_p`` | number | sampling; temperature defaults to 1.0 as OpenAI's does |
 | ``text.format`` | object | ``{"type": "text"}``, ``{"type": "json_object"}`` or ``{"type": "json_schema", "name", "schema", "strict"}`` |
 | ``tools`` | array | ``{"type": "function", "name", "description", "parameters", "strict"}`` only |
-| ``tool_choice`` | string or object | ``none`` drops the tools, ``{"type": "function", "name"}`` keeps that one; others run as ``auto`` |
+| ``tool_choice`` | string or object | ``auto`` offers the tools, ``none`` drops them, ``required`` forces a call of one, ``{"type": "function", "name"}`` a call of that one (llmd.tool_choice) |
 | ``reasoning.effort`` | string | ``think``: ``none`` off, ``minimal``/``low``, ``medium``, ``high``, ``xhigh``/``max`` |
 | ``stream`` | boolean | SSE with the Responses event sequence |
 | ``store``, ``include``, ``metadata``, ``truncation``, ``parallel_tool_calls`` | | accepted, echoed or ignored |
@@ -35,6 +35,7 @@ from llmd import body_fields as fields
 from llmd.errors import InvalidRequest
 from llmd.generation import ChatRequest, Chunk, Final, Format, Message, Output, Sampling, Tool, ToolCall
 from llmd.openai_convert import image_from_url, think_from_effort
+from llmd.tool_choice import forced_call_schema
 
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 Event = tuple[str, dict[str, Any]]  # (event name, data)
@@ -202,12 +203,24 @@ def _tools(body: Mapping[str, Any]) -> tuple[Tool, ...]:
         function = {"name": tool["name"], "description": tool.get("description") or "",
                     "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
         out.append(Tool("function", function))
+    return tuple(out)
+
+
+def _tool_choice(body: Mapping[str, Any], tools: tuple[Tool, ...]) -> tuple[tuple[Tool, ...], Format]:
+    """The tools to offer and, when a call is required, the format that forces one."""
     choice = body.get("tool_choice")
     if choice == "none":
-        return ()
+        return (), None
     if isinstance(choice, dict) and choice.get("type") == "function":
-        out = [t for t in out if t.name == choice.get("name")]
-    return tuple(out)
+        tools = tuple(t for t in tools if t.name == choice.get("name"))
+        if not tools:
+            raise InvalidRequest(f"tool_choice names {choice.get('name')!r}, which is not in 'tools'")
+        return tools, forced_call_schema(tools)
+    if choice == "required" and tools:
+        return tools, forced_call_schema(tools)
+    if choice not in (None, "auto", "required"):
+        raise InvalidRequest(f"invalid tool_choice: {choice!r}")
+    return tools, None
 
 
 def _format(body: Mapping[str, Any]) -> Format:
@@ -266,9 +279,10 @@ def responses_request(body: Mapping[str, Any]) -> ResponsesRequest:
         raise InvalidRequest("input is required")
     reasoning = fields.obj(body, "reasoning") or {}
     stream = bool(fields.boolean(body, "stream"))
+    tools, forced = _tool_choice(body, _tools(body))
     chat = ChatRequest(
-        model=model, messages=messages, tools=_tools(body), stream=stream,
-        params=Sampling(options=_options(body), format=_format(body),
+        model=model, messages=messages, tools=tools, stream=stream,
+        params=Sampling(options=_options(body), format=_format(body) or forced,
                         think=think_from_effort(reasoning.get("effort"))),
     )
     return ResponsesRequest(chat, stream, _echo(body))
