@@ -122,6 +122,7 @@ def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> F
         eval_count=done.eval_count,
         eval_duration=done.eval_duration,
         context=done.context if with_context else None,
+        stop_sequence=done.stop_sequence,
     )
 
 

@@ -126,6 +126,7 @@ class Final:
     eval_count: int = 0
     eval_duration: int = 0
     context: tuple[int, ...] | None = None  # generate only, and never in raw mode
+    stop_sequence: str = ""  # the stop string that ended the generation, if one did
 
 
 Output = Chunk | Final

@@ -31,6 +31,13 @@ def test_max_tokens_stops_the_answer_with_max_tokens(client: anthropic.Anthropic
     assert reply.stop_reason == "max_tokens" and reply.usage.output_tokens == 3
 
 
+def test_a_stop_sequence_ends_the_answer_and_is_named(client: anthropic.Anthropic) -> None:
+    reply = client.messages.create(model=MODEL, max_tokens=40, stop_sequences=[" "], messages=[
+        {"role": "user", "content": "Write a sentence about the sea."}], extra_body={"temperature": 0})
+    assert reply.stop_reason == "stop_sequence" and reply.stop_sequence == " "
+    assert all(" " not in b.text for b in reply.content if b.type == "text")
+
+
 def test_the_stream_helper_yields_text_and_the_final_message(client: anthropic.Anthropic) -> None:
     with client.messages.stream(model=MODEL, messages=QUESTION, **BRIEF) as stream:  # type: ignore[arg-type]
         text = "".join(stream.text_stream)

@@ -173,3 +173,12 @@ def test_tool_choice_any_or_tool_forces_a_call_through_the_format() -> None:
     with pytest.raises(InvalidRequest, match="which is not in 'tools'"):
         messages_request({"model": "m", "max_tokens": 1, "messages": USER, "tools": tools,
                           "tool_choice": {"type": "tool", "name": "h"}})
+
+
+def test_a_stop_sequence_is_named_in_the_stop_reason() -> None:
+    stream = MessageStream("m")
+    events = [*stream.events(Chunk(content="a")), *stream.events(Final("stop", stop_sequence="END"))]
+    assert events[-2][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    body = message_object("m", [Chunk(content="a")], Final("stop", stop_sequence="END"))
+    assert body["stop_reason"] == "stop_sequence" and body["stop_sequence"] == "END"
+    assert message_object("m", [], FINAL)["stop_sequence"] is None

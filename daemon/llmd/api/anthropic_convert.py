@@ -295,6 +295,8 @@ def count_tokens_request(body: Mapping[str, Any]) -> ChatRequest:
 def _stop_reason(final: Final, called: bool) -> str:
     if called:
         return "tool_use"
+    if final.stop_sequence:
+        return "stop_sequence"
     return "max_tokens" if final.done_reason == "length" else "end_turn"
 
 
@@ -311,6 +313,7 @@ class MessageStream:
     content: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
     stop_reason: str | None = None
+    stop_sequence: str | None = None
     _open: dict[str, Any] | None = None
     _started: bool = False
 
@@ -318,7 +321,7 @@ class MessageStream:
         return {
             "id": self.id, "type": "message", "role": "assistant", "model": self.model,
             "content": [dict(b) for b in self.content], "stop_reason": self.stop_reason,
-            "stop_sequence": None, "usage": dict(self.usage),
+            "stop_sequence": self.stop_sequence, "usage": dict(self.usage),
         }
 
     def _start(self) -> list[Event]:
@@ -382,10 +385,12 @@ class MessageStream:
     def _finish(self, final: Final) -> list[Event]:
         out = self._close()
         self.stop_reason = _stop_reason(final, any(b["type"] == "tool_use" for b in self.content))
+        self.stop_sequence = final.stop_sequence if self.stop_reason == "stop_sequence" else None
         self.usage = {"input_tokens": final.prompt_eval_count, "output_tokens": final.eval_count}
         return [*out,
                 ("message_delta", {"type": "message_delta",
-                                   "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                                   "delta": {"stop_reason": self.stop_reason,
+                                             "stop_sequence": self.stop_sequence},
                                    "usage": dict(self.usage)}),
                 ("message_stop", {"type": "message_stop"})]
 
