@@ -1,4 +1,4 @@
-"""Forcing a tool call, for Anthropic's ``tool_choice`` ``any``/``tool`` and Responses' ``required``.
+"""Forcing a tool call: Anthropic's ``tool_choice`` ``any``/``tool``, Responses' ``required``.
 
 The model's own output decides whether it calls a tool; to make it call one, its sampling is
 constrained with a JSON schema (compiled to a grammar like any ``format``) that admits only

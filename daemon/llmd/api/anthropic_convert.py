@@ -3,20 +3,24 @@
 What ``anthropic`` SDK clients and Claude-Code-style agents send, as Ollama's anthropic package
 reads it (anthropic/anthropic.go). The request body, as ``messages_request`` validates it:
 
-| field | type | meaning |
-|---|---|---|
-| ``model`` | string, required | the model to run |
-| ``max_tokens`` | integer > 0, required | ``num_predict`` |
-| ``messages`` | array, required | ``{"role": "user" or "assistant", "content": string or blocks}``; blocks are ``text``, ``image`` (base64 source), ``tool_use`` (``id``, ``name``, ``input``), ``tool_result`` (``tool_use_id``, ``content`` string or text/image blocks, ``is_error``), ``thinking`` and ``redacted_thinking`` |
-| ``system`` | string or text blocks | a system message first |
-| ``stop_sequences`` | array of strings | ``stop`` |
-| ``temperature``, ``top_p``, ``top_k`` | number | sampling; absent ones keep the model's defaults |
-| ``tools`` | array | ``{"name", "description", "input_schema"}`` client tools; server tools are refused |
-| ``tool_choice`` | object | ``auto`` offers the tools, ``none`` drops them, ``any`` forces a call of one, ``tool`` a call of the one named (llmd.tool_choice) |
-| ``thinking`` | object | ``{"type": "enabled"/"adaptive"}`` thinks, ``disabled`` does not; ``budget_tokens`` is not enforced. A model that cannot think ignores it |
-| ``output_config.effort`` | string | a thinking level when ``thinking`` is absent |
-| ``stream`` | boolean | SSE with Anthropic's event sequence |
-| ``metadata``, ``cache_control`` | | accepted and ignored |
+- ``model`` (string, required): the model to run.
+- ``max_tokens`` (integer > 0, required): ``num_predict``.
+- ``messages`` (array, required): ``{"role": "user" | "assistant", "content": string | blocks}``;
+  blocks are ``text``, ``image`` (base64 source), ``tool_use`` (``id``, ``name``, ``input``),
+  ``tool_result`` (``tool_use_id``, ``content`` a string or text/image blocks, ``is_error``),
+  ``thinking`` and ``redacted_thinking``.
+- ``system`` (string or text blocks): a system message first.
+- ``stop_sequences`` (array of strings): ``stop``.
+- ``temperature``, ``top_p``, ``top_k`` (numbers): sampling; absent ones keep the model's defaults.
+- ``tools`` (array): client tools ``{"name", "description", "input_schema"}``; server tools are
+  refused.
+- ``tool_choice`` (object): ``auto`` offers the tools, ``none`` drops them, ``any`` forces a call
+  of one, ``tool`` a call of the one named (llmd.tool_choice).
+- ``thinking`` (object): ``{"type": "enabled" | "adaptive"}`` thinks, ``disabled`` does not;
+  ``budget_tokens`` is not enforced. A model that cannot think ignores it.
+- ``output_config.effort`` (string): a thinking level when ``thinking`` is absent.
+- ``stream`` (boolean): SSE with Anthropic's event sequence.
+- ``metadata``, ``cache_control``: accepted and ignored.
 
 ``/v1/messages/count_tokens`` takes the same body without ``max_tokens``. ``MessageStream`` turns
 a generation's items into Anthropic's events; the non-streamed message is the one it builds.
@@ -68,9 +72,10 @@ class MessagesRequest:
 def _text_of(blocks: Sequence[Any], where: str) -> str:
     texts = []
     for i, block in enumerate(blocks):
-        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+        text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
+        if not isinstance(text, str):
             raise InvalidRequest(f"{where}[{i}]: only text blocks are supported here")
-        texts.append(block["text"])
+        texts.append(text)
     return "\n".join(texts)
 
 

@@ -1,4 +1,4 @@
-"""The OpenAI Responses route, POST /v1/responses: what ``client.responses`` and Codex-style agents call.
+"""POST /v1/responses, the OpenAI Responses API: what ``client.responses`` and Codex-style agents call.
 
 The body becomes a native chat request (responses_convert) that runs down the same path as
 /api/chat and /v1/chat/completions; the answer is one ``response`` object or, with ``stream``,

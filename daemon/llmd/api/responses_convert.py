@@ -4,19 +4,26 @@ Stateless, as Ollama's /v1/responses is (openai/responses.go): the whole convers
 ``input`` each time, nothing is stored, so ``previous_response_id``, ``conversation`` and
 ``background`` are refused. The request body, as ``responses_request`` validates it:
 
-| field | type | meaning |
-|---|---|---|
-| ``model`` | string, required | the model to run |
-| ``input`` | string, or array of items, required | a string is one user message; items are ``message`` (role ``user``, ``system``, ``developer`` or ``assistant``; content a string or ``input_text``/``output_text``/``input_image`` parts), ``function_call`` (``call_id``, ``name``, ``arguments`` as a JSON string), ``function_call_output`` (``call_id``, ``output``) and ``reasoning`` (``summary``, ``encrypted_content``) |
-| ``instructions`` | string | a system message before the input |
-| ``max_output_tokens`` | integer | ``num_predict`` |
-| ``temperature``, ``top_p`` | number | sampling; temperature defaults to 1.0 as OpenAI's does |
-| ``text.format`` | object | ``{"type": "text"}``, ``{"type": "json_object"}`` or ``{"type": "json_schema", "name", "schema", "strict"}`` |
-| ``tools`` | array | ``{"type": "function", "name", "description", "parameters", "strict"}`` only |
-| ``tool_choice`` | string or object | ``auto`` offers the tools, ``none`` drops them, ``required`` forces a call of one, ``{"type": "function", "name"}`` a call of that one (llmd.tool_choice) |
-| ``reasoning.effort`` | string | ``think``: ``none`` off, ``minimal``/``low``, ``medium``, ``high``, ``xhigh``/``max`` |
-| ``stream`` | boolean | SSE with the Responses event sequence |
-| ``store``, ``include``, ``metadata``, ``truncation``, ``parallel_tool_calls`` | | accepted, echoed or ignored |
+- ``model`` (string, required): the model to run.
+- ``input`` (string or array of items, required): a string is one user message. Items are
+  ``message`` (role ``user``, ``system``, ``developer`` or ``assistant``; content a string or
+  ``input_text``/``output_text``/``input_image`` parts), ``function_call`` (``call_id``,
+  ``name``, ``arguments`` as a JSON string), ``function_call_output`` (``call_id``, ``output``)
+  and ``reasoning`` (``summary``, ``encrypted_content``).
+- ``instructions`` (string): a system message before the input.
+- ``max_output_tokens`` (integer): ``num_predict``.
+- ``temperature``, ``top_p`` (numbers): sampling; temperature defaults to 1.0 as OpenAI's does.
+- ``text.format`` (object): ``{"type": "text"}``, ``{"type": "json_object"}`` or
+  ``{"type": "json_schema", "name", "schema", "strict"}``.
+- ``tools`` (array): ``{"type": "function", "name", "description", "parameters", "strict"}`` only.
+- ``tool_choice`` (string or object): ``auto`` offers the tools, ``none`` drops them,
+  ``required`` forces a call of one, ``{"type": "function", "name"}`` a call of that one
+  (llmd.tool_choice).
+- ``reasoning.effort`` (string): ``think``; ``none`` off, ``minimal``/``low``, ``medium``,
+  ``high``, ``xhigh``/``max``.
+- ``stream`` (boolean): SSE with the Responses event sequence.
+- ``store``, ``include``, ``metadata``, ``truncation``, ``parallel_tool_calls``: accepted, echoed
+  or ignored.
 
 ``ResponseStream`` turns a generation's items into that event sequence; the non-streamed answer
 is the ``response`` of its last event, so both shapes come from one piece of code.
@@ -125,8 +132,10 @@ def _reasoning_text(item: Mapping[str, Any]) -> str:
     content = item.get("encrypted_content")
     if isinstance(content, str) and content:
         return content
-    summary = item.get("summary") or []
-    return "".join(s.get("text", "") for s in summary if isinstance(s, dict)) if isinstance(summary, list) else ""
+    summary = item.get("summary")
+    if not isinstance(summary, list):
+        return ""
+    return "".join(str(s.get("text") or "") for s in summary if isinstance(s, dict))
 
 
 def _messages(body: Mapping[str, Any]) -> tuple[Message, ...]:
