@@ -49,6 +49,19 @@ def obj(body: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     return value
 
 
+def objects(body: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """An array of objects (``tools``, ``messages``...); empty when absent or null."""
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest(f"invalid value for '{key}': expected an array")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{key}[{i}]: expected an object")
+    return value
+
+
 def model(body: Mapping[str, Any]) -> str:
     value = body.get("model")
     if not isinstance(value, str) or not value:

@@ -193,13 +193,8 @@ def _messages(value: object) -> tuple[Message, ...]:
 
 
 def _tools(body: Mapping[str, Any]) -> tuple[Tool, ...]:
-    tools = body.get("tools") or []
-    if not isinstance(tools, list):
-        raise InvalidRequest("invalid value for 'tools': expected an array")
     out: list[Tool] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"tools[{i}]: expected an object")
+    for i, tool in enumerate(fields.objects(body, "tools")):
         if tool.get("type") not in (None, "custom"):
             raise InvalidRequest(
                 f"tools[{i}]: tool type {tool.get('type')!r} is not supported: llmd runs no server tools"
