@@ -122,6 +122,7 @@ def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> F
         eval_count=done.eval_count,
         eval_duration=done.eval_duration,
         context=done.context if with_context else None,
+        stop_sequence=done.stop_sequence,
     )
 
 
@@ -151,9 +152,16 @@ async def generate(services: Services, req: GenerateRequest) -> AsyncIterator[Ou
                 item, started, lease.load_duration, not req.raw)
 
 
+def _relaxed(model: Model, req: ChatRequest) -> ChatRequest:
+    if req.relax_thinking and req.params.think is not None and "thinking" not in model.capabilities:
+        return dataclasses.replace(req, params=dataclasses.replace(req.params, think=None))
+    return req
+
+
 async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
     started = time.monotonic_ns()
     model = await resolve(services.store, req.model)
+    req = _relaxed(model, req)
     check_capabilities(model, req.model, think=req.params.think, tools=bool(req.tools),
                        images=any(m.images for m in req.messages))
     built = options_for(services.config, model, req.params)
@@ -167,6 +175,19 @@ async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
         async for item in _outputs(lease, completion, splitter):
             yield item if isinstance(item, Chunk) else _final(
                 item, started, lease.load_duration, False)
+
+
+async def count_tokens(services: Services, req: ChatRequest) -> int:
+    """How many tokens the whole rendered prompt of ``req`` is, as the model's tokenizer counts."""
+    model = await resolve(services.store, req.model)
+    req = _relaxed(model, req)
+    check_capabilities(model, req.model, think=req.params.think, tools=bool(req.tools),
+                       images=any(m.images for m in req.messages))
+    built = options_for(services.config, model, req.params)
+    whole = dataclasses.replace(req, params=dataclasses.replace(req.params, truncate=False))
+    async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
+        text = await prompts.chat_prompt(model, whole, lease.tokenize, lease.context_length)
+        return len(await lease.tokenize(text, True))  # with BOS, as a generation adds it
 
 
 def _thinking(model: Model, params: Sampling) -> ThinkingParser | None:

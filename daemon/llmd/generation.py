@@ -86,6 +86,9 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     stream: bool = True
     params: Sampling = field(default_factory=Sampling)
+    # Anthropic clients ask every model to think; Ollama drops `think` where the model cannot
+    # rather than refusing the request (its relax_thinking)
+    relax_thinking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,7 @@ class Final:
     eval_count: int = 0
     eval_duration: int = 0
     context: tuple[int, ...] | None = None  # generate only, and never in raw mode
+    stop_sequence: str = ""  # the stop string that ended the generation, if one did
 
 
 Output = Chunk | Final

@@ -30,6 +30,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "llmd.api.models",
     "llmd.api.inference",
     "llmd.api.openai",
+    "llmd.api.responses",
+    "llmd.api.anthropic",
     "llmd.api.registry",
 )
 

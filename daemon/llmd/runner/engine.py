@@ -330,6 +330,7 @@ class Engine:
                     eval_count=len(job.output),
                     eval_duration=now - first,
                     context=tuple(job.prompt + job.output),
+                    stop_sequence=job.text.stop,
                 ),
             )
         )

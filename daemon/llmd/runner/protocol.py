@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from llmd import errors
 from llmd.runner.request import (
@@ -88,6 +88,7 @@ class DoneMessage(TypedDict):
     eval_count: int
     eval_duration: int  # ns
     context: list[int]
+    stop_sequence: NotRequired[str]
 
 
 class EmbeddingMessage(TypedDict):
@@ -224,6 +225,7 @@ def done_message(job_id: int, done: Completed) -> DoneMessage:
         "eval_count": done.eval_count,
         "eval_duration": done.eval_duration,
         "context": list(done.context),
+        "stop_sequence": done.stop_sequence,
     }
 
 
@@ -235,6 +237,7 @@ def completed_from(message: DoneMessage) -> Completed:
         eval_count=message["eval_count"],
         eval_duration=message["eval_duration"],
         context=tuple(message["context"]),
+        stop_sequence=message.get("stop_sequence", ""),
     )
 
 

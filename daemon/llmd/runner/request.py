@@ -86,6 +86,7 @@ class Completed:
     eval_count: int
     eval_duration: int
     context: tuple[int, ...] = ()  # prompt + output token ids, for /api/generate's `context`
+    stop_sequence: str = ""  # the stop string that ended it (Anthropic reports which)
 
 
 CompletionEvent = TextDelta | Completed
