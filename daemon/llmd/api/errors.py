@@ -130,7 +130,7 @@ async def _handle_llmd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LlmdError)
     if status_for(exc) >= 500:
         log.error("request failed", extra={"path": request.url.path, "error": exc.message})
-    return _error_for(request, status_for(exc), exc.message)
+    return _error_for(request, status_for(exc), exc.message, _headers(exc))
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
