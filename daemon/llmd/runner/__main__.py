@@ -44,6 +44,7 @@ def _import_bindings() -> None:
 # Before the engine's `import llama_cpp`: this module only ever runs as the runner process.
 _import_bindings()
 
+from llmd.runner.embedding import Embedder
 from llmd.runner.engine import Engine, StepFailed
 
 
@@ -65,6 +66,7 @@ class Runner:
         self._engine = engine
         self._frames = protocol.FrameBuffer()
         self._out: list[bytes] = []
+        self._embedder: Embedder | None = None
         self.running = True
 
     def send(self, message: protocol.Message) -> None:
@@ -75,9 +77,12 @@ class Runner:
             self._sock.sendall(b"".join(self._out))
             self._out.clear()
 
+    def _embedding(self) -> bool:
+        return self._embedder is not None and self._embedder.busy
+
     def serve(self) -> None:
         while self.running:
-            timeout = 0.0 if self._engine.busy else None
+            timeout = 0.0 if self._engine.busy or self._embedding() else None
             readable, _, _ = select.select([self._sock], [], [], timeout)
             if readable:
                 data = self._sock.recv(1 << 20)
@@ -87,7 +92,18 @@ class Runner:
                     self._handle(message)
             if self.running and self._engine.busy:
                 self._step()
+            if self.running and self._embedding():
+                self._embed_step()  # one input, then the generating slots move again
             self.flush()
+
+    def _embed_step(self) -> None:
+        assert self._embedder is not None
+        for done in self._embedder.step():
+            if done.error is not None:
+                self.send(protocol.error_message(done.id, done.error))
+            else:
+                self.send({"type": "embedding", "id": done.id, "embeddings": done.vectors,
+                           "prompt_eval_count": done.count})
 
     def _step(self) -> None:
         try:
@@ -120,19 +136,11 @@ class Runner:
                 request = protocol.request_from_wire(message["request"])
                 self._engine.submit(message["id"], request)
             elif message["type"] == "cancel":
-                self._engine.cancel(message["id"])
+                if not self._engine.cancel(message["id"]) and self._embedder is not None:
+                    self._embedder.cancel(message["id"])
             elif message["type"] == "embed":
-                vectors, count = self._engine.embed(
-                    list(message["inputs"]), message["truncate"]
-                )
-                self.send(
-                    {
-                        "type": "embedding",
-                        "id": message["id"],
-                        "embeddings": vectors,
-                        "prompt_eval_count": count,
-                    }
-                )
+                self._embedder = self._engine.embedder
+                self._embedder.submit(message["id"], list(message["inputs"]), message["truncate"])
             elif message["type"] == "tokenize":
                 tokens = self._engine.vocab.tokenize(
                     message["text"], message["add_special"]
@@ -167,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 
     llama_cpp._logger.set_verbose(args.debug)
     sock = socket.socket(fileno=args.fd)
-    load = LoadOptions(**json.loads(args.load))
+    fields = json.loads(args.load)
+    load = LoadOptions(**{**fields, "adapters": tuple(fields.get("adapters", ()))})
     try:
         engine = Engine(args.model, load, args.threads)
     except LlmdError as exc:

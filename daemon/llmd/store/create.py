@@ -17,7 +17,7 @@ from llmd.store import manifest as mf
 from llmd.store.blobs import Blobs
 from llmd.store.gguf import GGUFInfo, read_gguf_info
 from llmd.store.manifest import Layer, Manifest
-from llmd.store.models import CreateRequest
+from llmd.store.models import NO_TEMPLATE, CreateRequest, lacks_template
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ def _from_files(req: CreateRequest, blobs: Blobs) -> Generator[str, None, tuple[
     if projectors:
         config["model_families"] = [model[1].architecture, "clip"]
     return [model[0], *projectors], config
+
+
+def _lacks_template(blobs: Blobs, layers: list[Layer]) -> bool:
+    if any(x.media_type in _REPLACED_BY["template"] for x in layers):
+        return False
+    model = next((x for x in layers if x.media_type == mf.MODEL), None)
+    return model is not None and lacks_template(None, _read_gguf(blobs, model.digest, "model"))
 
 
 def _text_layer(blobs: Blobs, media_type: str, text: str) -> tuple[Layer, bool]:
@@ -162,6 +169,8 @@ def build_layers(
     for layer in layers:
         verb = "creating new" if layer.digest in created else "using existing"
         yield f"{verb} layer {layer.digest}"
+    if _lacks_template(blobs, layers):
+        yield NO_TEMPLATE
 
     config["rootfs"] = {"type": "layers", "diff_ids": [x.digest for x in layers]}
     config_data = json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()
