@@ -76,8 +76,12 @@ def create(args: argparse.Namespace, client: Client) -> None:
             task = progress.add_task(f"copying file {upload.digest}", total=upload.size)
             client.upload_blob(upload.digest, upload.path,
                                lambda n, task=task: progress.advance(task, n))
+    last = None
     for event in client.stream("/api/create", plan.body):
-        print(event.get("status", ""), flush=True)
+        status = event.get("status", "")
+        if status != last:  # a quantization repeats its line with each step of progress
+            print(status, flush=True)
+        last = status
 
 
 def list_models(args: argparse.Namespace, client: Client) -> None:

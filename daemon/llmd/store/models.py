@@ -105,6 +105,7 @@ class CreateRequest:
     license: tuple[str, ...] | None = None
     parameters: dict[str, object] | None = None
     messages: tuple[Message, ...] | None = None
+    quantize: str | None = None  # "Q4_K_M", "Q4_K_S" or "Q8_0" (store/quantize.py)
 
 
 class BrokenManifest(Exception):
