@@ -130,3 +130,15 @@ def write_projector(path: Path) -> Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def write_unknown(path: Path) -> Path:
+    """An F16 GGUF of an architecture llama.cpp does not know: its quantizer refuses it."""
+    w = gguf.GGUFWriter(str(path), "nosucharch")
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tensor("token_embd.weight", np.zeros((4, 256), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

@@ -146,8 +146,12 @@ def test_quantize_is_refused_for_a_quantized_model_or_an_unknown_type(
     unknown = create(server, "tiny-q2", files={files["plain"].name: upload_blob(server.url, files["plain"])},
                      quantize="q2_K")
     assert unknown.status_code == 400 and "supported types are q4_K_M, q4_K_S, q8_0" in unknown.json()["error"]
+    odd = tinymodel.write_unknown(files["plain"].parent / "odd.gguf")
+    failed = create(server, "odd-q8", files={odd.name: upload_blob(server.url, odd)}, quantize="q8_0")
+    assert failed.status_code == 400
+    assert failed.json()["error"].startswith("quantization to Q8_0 failed: ")
     names = [m["name"] for m in server.http.get("/api/tags").json()["models"]]
-    assert "smol-q8:latest" not in names and "tiny-q2:latest" not in names
+    assert not {"smol-q8:latest", "tiny-q2:latest", "odd-q8:latest"} & set(names)
     blobs = server.models / "blobs"
     assert not [p for p in blobs.iterdir() if p.name.startswith(".tmp-")]
 

@@ -55,20 +55,21 @@ def quantize(
     temp = temp_path(blobs.dir)
     child = subprocess.Popen(
         [sys.executable, "-m", "llmd.store.quantize", str(source), str(temp), target],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # one pipe for both: a child that fills an unread stderr pipe would block for ever
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout is not None
+        error = "no reason given"
         for line in child.stdout:
             done, _, count = line.partition(" ")
             if done.isdigit() and count.strip().isdigit():
                 yield Progress(status, digest, total, total * int(done) // max(1, int(count)))
-        error = child.stderr.read().strip()
+            elif line.strip():
+                error = line.strip()
         if child.wait() != 0:
             # llama.cpp gives up on the file: an architecture or tensor it cannot quantize
-            raise InvalidModelFile(
-                f"quantization to {target} failed: {error.splitlines()[-1] if error else 'no reason given'}"
-            )
+            raise InvalidModelFile(f"quantization to {target} failed: {error}")
         new = blobs.adopt(temp)
         yield Progress(status, digest, total, total)
         return new
