@@ -130,6 +130,7 @@ class _Runner:
         self.last_used = now
         self.expires_at: datetime | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.embeds = False  # a generating runner that has made its embedding context
         self.unloading = False  # no new leases; it goes as soon as it is idle
         self.removed = False  # _unload has started
         self.slots = (
@@ -207,8 +208,13 @@ class Lease:
                     return
 
     async def embed(self, inputs: Sequence[str], truncate: bool) -> EmbeddingResult:
-        result = await self._runner.handle.embed(inputs, truncate)
-        self._answered(self._runner)
+        runner = self._runner
+        if not runner.load.embedding and not runner.embeds:
+            # The runner makes its embedding context now and keeps it: count it from here on.
+            runner.embeds = True
+            runner.size += memory.embedding_context(_metadata(runner.model), runner.load.num_ctx)
+        result = await runner.handle.embed(inputs, truncate)
+        self._answered(runner)
         return result
 
     async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
@@ -473,18 +479,22 @@ class Scheduler:
         return runner, load_ns
 
     def _effective(self, model: Model, load: LoadOptions) -> LoadOptions:
-        """Ollama clamps num_ctx to at least 4 and at most the model's training context."""
+        """Ollama clamps num_ctx to at least 4 and at most the model's training context.
+
+        The model's LoRA adapters and whether it is an embedding model shape the runner too, so
+        a model that shares its weights with another but not its adapters gets a runner of its own.
+        """
         metadata = _metadata(model)
         arch = str(metadata.get("general.architecture", ""))
         trained = metadata.get(f"{arch}.context_length")
         num_ctx = max(4, load.num_ctx)
         if isinstance(trained, int) and trained > 0:
             num_ctx = min(num_ctx, trained)
-        return (
-            dataclasses.replace(load, num_ctx=num_ctx)
-            if num_ctx != load.num_ctx
-            else load
-        )
+        adapters = tuple(str(p) for p in getattr(model, "adapters", ()))
+        embedding = f"{arch}.pooling_type" in metadata  # as GGUFInfo.pooling
+        if (num_ctx, adapters, embedding) == (load.num_ctx, load.adapters, load.embedding):
+            return load
+        return dataclasses.replace(load, num_ctx=num_ctx, adapters=adapters, embedding=embedding)
 
     def _release(self, runner: _Runner) -> None:
         runner.refcount -= 1

@@ -37,10 +37,10 @@ def last_event(events: Sequence[Event]) -> Event:
     return events[-1]
 
 
-async def status_events(statuses: AsyncIterator[str]) -> AsyncIterator[Event]:
-    """Progress strings (a store's create) as Ollama's ``{"status": ...}`` objects."""
+async def status_events(statuses: AsyncIterator[Any]) -> AsyncIterator[Event]:
+    """A store's create as Ollama's ``{"status": ...}`` objects: strings, or Progress lines."""
     async for status in statuses:
-        yield {"status": status}
+        yield {"status": status} if isinstance(status, str) else status.to_json()
 
 
 async def _rest(first: Event, events: AsyncIterator[Event]) -> AsyncIterator[bytes]:

@@ -21,7 +21,8 @@ class LoadOptions:
     use_mmap: bool | None = None
     num_thread: int = 0
     num_parallel: int = 1
-    embedding: bool = False
+    embedding: bool = False  # an embedding model: the runner makes only an embedding context
+    adapters: tuple[str, ...] = ()  # LoRA GGUF paths, applied in this order
 
 
 @dataclass(frozen=True, slots=True)
