@@ -19,11 +19,13 @@ from llmd.errors import (
     AccessDenied,
     InsufficientMemory,
     InvalidRequest,
+    KeyBusy,
     LlmdError,
     NotFound,
     QueueFull,
     RegistryAuthError,
     RequestCanceled,
+    Unauthorized,
 )
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,10 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[LlmdError], int] = {
     InvalidRequest: 400,
     RegistryAuthError: 401,
+    Unauthorized: 401,
     AccessDenied: 403,
     NotFound: 404,
+    KeyBusy: 429,
     RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
@@ -57,6 +61,15 @@ def status_for(exc: LlmdError) -> int:
     return 500
 
 
+def headers_for(exc: LlmdError) -> dict[str, str]:
+    """Headers an error's status calls for (RFC 9110: a 401 names the scheme it wants)."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, KeyBusy):
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
+
+
 def error_body(exc: LlmdError) -> dict[str, str]:
     """The body of an error on the native API, also used for an in-stream error line."""
     return {"error": exc.message}
@@ -75,24 +88,34 @@ def openai_error_body(status: int, message: str) -> dict[str, Any]:
 
 def error_response(exc: LlmdError) -> Response:
     """The native error response: ``{"error": msg}`` with the mapped status."""
-    return OllamaJSONResponse(error_body(exc), status_code=status_for(exc))
+    return OllamaJSONResponse(
+        error_body(exc), status_code=status_for(exc), headers=headers_for(exc)
+    )
 
 
 def openai_error_response(exc: LlmdError) -> Response:
     """The OpenAI-shaped error response, for ``/v1/*`` routes."""
     status = status_for(exc)
-    return OllamaJSONResponse(openai_error_body(status, exc.message), status_code=status)
+    return OllamaJSONResponse(
+        openai_error_body(status, exc.message), status_code=status, headers=headers_for(exc)
+    )
 
 
 def _is_openai(request: Request) -> bool:
     return request.url.path.startswith("/v1/")
 
 
+def response_for(path: str, exc: LlmdError) -> Response:
+    """The error response for a request to ``path``, for middleware that runs before the routes
+    (and so outside the exception handler table)."""
+    return openai_error_response(exc) if path.startswith("/v1/") else error_response(exc)
+
+
 async def _handle_llmd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LlmdError)
     if status_for(exc) >= 500:
         log.error("request failed", extra={"path": request.url.path, "error": exc.message})
-    return openai_error_response(exc) if _is_openai(request) else error_response(exc)
+    return response_for(request.url.path, exc)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
