@@ -39,7 +39,9 @@ from llmd.system.requestlog import KEY_NAME
 log = logging.getLogger(__name__)
 
 # Probes for load balancers and service managers: never behind a key. Extend as routes appear.
-PUBLIC_PATHS: frozenset[str] = frozenset({"/health", "/ready"})
+# "/" too: its "Ollama is running" is the heartbeat Ollama's CLI (and llmctl) sends before
+# anything else, and it tells a stranger no more than a 401 would.
+PUBLIC_PATHS: frozenset[str] = frozenset({"/", "/health", "/ready"})
 METRICS_PATH = "/metrics"  # public only with Config.public_metrics
 
 SCOPE_RULES: tuple[tuple[re.Pattern[str], Scope], ...] = (
@@ -47,7 +49,7 @@ SCOPE_RULES: tuple[tuple[re.Pattern[str], Scope], ...] = (
     (re.compile(r"/api/(generate|chat|embed|embeddings|tags|show|ps|version|openapi\.json)"),
      Scope.INFERENCE),
     (re.compile(r"/v1/.*"), Scope.INFERENCE),
-    (re.compile(r"/|/metrics"), Scope.INFERENCE),
+    (re.compile(r"/metrics"), Scope.INFERENCE),
 )
 UNLISTED = Scope.ALL
 
