@@ -143,10 +143,13 @@ async def test_a_key_at_its_max_concurrent_gets_429_with_retry_after(keys: KeySt
     async with httpx.AsyncClient(transport=transport, base_url="http://llmd") as client:
         first = asyncio.create_task(client.post("/api/chat", headers=bearer(secret)))
         await started.wait()
-        busy = await client.post("/api/chat", headers=bearer(secret))
+        try:
+            async with asyncio.timeout(30):  # without the limit it would wait behind the first
+                busy = await client.post("/api/chat", headers=bearer(secret))
+        finally:
+            finish.set()
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
         assert busy.json() == {"error": "key 'ci' already has 1 requests in flight (its max_concurrent)"}
-        finish.set()
         assert (await first).status_code == 200
         assert (await client.post("/api/chat", headers=bearer(secret))).status_code == 200
 

@@ -82,13 +82,12 @@ def client_address(scope: AsgiScope) -> str:
 
 
 def is_loopback(address: str) -> bool:
-    """127.0.0.0/8 and ::1, also as ::ffff:127.x; an unknown peer (no address) is not."""
+    """127.0.0.0/8 and ::1 (``client_address`` has unmapped ::ffff:127.x already); an unknown
+    peer, with no address, is not."""
     try:
-        ip = ipaddress.ip_address(address)
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return (mapped or ip).is_loopback
 
 
 class RefusalLog:
