@@ -18,7 +18,7 @@ import httpx
 import ollama
 import openai
 import pytest
-from harness import CLIENT_TIMEOUT, LiveServer, client_env, live_server
+from harness import CLIENT_TIMEOUT, LiveServer, client_env, live_server, run_llmctl
 
 MODEL = "smollm2:135m"
 SHORT = {"num_predict": 4, "temperature": 0}
@@ -96,6 +96,15 @@ def test_without_a_key_or_with_a_wrong_one_clients_get_401(keyed: Keyed) -> None
             client.models.list()
     raw = httpx.get(f"{keyed.server.url}/api/tags")
     assert raw.headers["www-authenticate"] == "Bearer"
+
+
+def test_llmctl_sends_ollama_api_key_as_the_ollama_client_does(keyed: Keyed) -> None:
+    keyed_env = {**keyed.server.env, "OLLAMA_API_KEY": keyed.ide}
+    listed = run_llmctl("list", env=keyed_env)
+    assert listed.returncode == 0 and MODEL in listed.stdout, listed.stderr
+    refused = run_llmctl("list", env=keyed.server.env)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: unauthorized: this llmd wants an API key; set OLLAMA_API_KEY")
 
 
 def test_a_revoked_key_is_refused_from_the_next_request_without_a_restart(keyed: Keyed) -> None:
