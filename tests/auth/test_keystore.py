@@ -93,6 +93,10 @@ def test_a_malformed_key_file_refuses_to_start_and_accepts_no_key_while_serving(
         KeyStore(path).check()
     with pytest.raises(ConfigError):
         keys.add("other")  # never overwrite a file it cannot read
+    for text in ('{"version": 1, "keys": 5}', '{"version": 1, "keys": ["ci"]}', '{"keys": []}'):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="an API key file written by llmd"):
+            KeyStore(path).check()
     os.replace(backup, path)
     assert keys.find(secret) is not None
 
@@ -118,6 +122,7 @@ def test_last_use_is_written_to_the_file_at_most_once_a_minute(tmp_path: Path) -
     assert json.loads(path.read_text())["keys"][0]["last_used_at"] == 0
     clock.now += keystore.USAGE_FLUSH_INTERVAL
     assert keys.touch(key) is True
+    assert keys.touch(key) is False  # the write is on its way: one per interval
     keys.write_usage()
     assert json.loads(path.read_text())["keys"][0]["last_used_at"] == int(clock.now)
 

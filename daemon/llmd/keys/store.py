@@ -58,6 +58,8 @@ def _parse(path: Path, text: str) -> Keys:
         raise bad(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
         raise bad(f"not version {FORMAT_VERSION} of the format")
+    if not isinstance(data.get("keys", []), list):
+        raise bad("'keys' is not a list")
     keys: list[ApiKey] = []
     for item in data.get("keys", []):
         try:
@@ -213,10 +215,12 @@ class KeyStore:
         """Note a use of ``key``; True when it is time to ``write_usage`` (in a thread)."""
         now = self._clock()
         self._used[key.name] = int(now)
-        return now - self._flushed_at >= USAGE_FLUSH_INTERVAL
+        due = now - self._flushed_at >= USAGE_FLUSH_INTERVAL
+        if due:
+            self._flushed_at = now  # here, not in the thread: one write per interval, not per request
+        return due
 
     def write_usage(self) -> None:
-        self._flushed_at = self._clock()
         if self._used:
             self._change(lambda keys: keys)
 
