@@ -137,8 +137,9 @@ class Unauthorized(LlmdError):
 
 class KeyBusy(LlmdError):
     def __init__(self, key_name: str, limit: int, retry_after: int = 1) -> None:
+        requests = "request" if limit == 1 else "requests"
         super().__init__(
-            f"key '{key_name}' already has {limit} requests in flight (its max_concurrent)"
+            f"key '{key_name}' already has {limit} {requests} in flight (its max_concurrent)"
         )
         self.key_name = key_name
         self.retry_after = retry_after

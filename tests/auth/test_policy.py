@@ -149,7 +149,7 @@ async def test_a_key_at_its_max_concurrent_gets_429_with_retry_after(keys: KeySt
         finally:
             finish.set()
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
-        assert busy.json() == {"error": "key 'ci' already has 1 requests in flight (its max_concurrent)"}
+        assert busy.json() == {"error": "key 'ci' already has 1 request in flight (its max_concurrent)"}
         assert (await first).status_code == 200
         assert (await client.post("/api/chat", headers=bearer(secret))).status_code == 200
 
