@@ -45,6 +45,7 @@ class AppState:
     config: Config
     store: Store
     scheduler: Any = None  # llmd.scheduler.Scheduler once it exists; None serves the store alone
+    keys: Any = None  # llmd.keys.KeyStore, read by the auth middleware and the bus
 
 
 async def root(request: Request) -> Response:
@@ -106,4 +107,5 @@ def build_app(
     app.state.config = state.config
     app.state.store = state.store
     app.state.scheduler = state.scheduler
+    app.state.keys = state.keys
     return app

@@ -21,12 +21,14 @@ from llmd.errors import (
     AccessDenied,
     InsufficientMemory,
     InvalidRequest,
+    KeyBusy,
     LlmdError,
     ModelCoolingDown,
     NotFound,
     QueueFull,
     RegistryAuthError,
     RequestCanceled,
+    Unauthorized,
 )
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,10 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[LlmdError], int] = {
     InvalidRequest: 400,
     RegistryAuthError: 401,
+    Unauthorized: 401,
     AccessDenied: 403,
     NotFound: 404,
+    KeyBusy: 429,
     RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
@@ -65,6 +69,15 @@ def status_for(exc: LlmdError) -> int:
     return 500
 
 
+def headers_for(exc: LlmdError) -> dict[str, str]:
+    """Headers an error's status calls for (RFC 9110: a 401 names the scheme it wants)."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if exc.retry_after is not None:  # a busy key, a model cooling down after crashes
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
+
+
 def error_body(exc: LlmdError) -> dict[str, str]:
     """The body of an error on the native API, also used for an in-stream error line."""
     return {"error": exc.message}
@@ -81,20 +94,18 @@ def openai_error_body(status: int, message: str) -> dict[str, Any]:
     }
 
 
-def _headers(exc: LlmdError) -> dict[str, str] | None:
-    return {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-
-
 def error_response(exc: LlmdError) -> Response:
     """The native error response: ``{"error": msg}`` with the mapped status."""
-    return OllamaJSONResponse(error_body(exc), status_code=status_for(exc), headers=_headers(exc))
+    return OllamaJSONResponse(
+        error_body(exc), status_code=status_for(exc), headers=headers_for(exc)
+    )
 
 
 def openai_error_response(exc: LlmdError) -> Response:
     """The OpenAI-shaped error response, for ``/v1/*`` routes."""
     status = status_for(exc)
     return OllamaJSONResponse(
-        openai_error_body(status, exc.message), status_code=status, headers=_headers(exc)
+        openai_error_body(status, exc.message), status_code=status, headers=headers_for(exc)
     )
 
 
@@ -104,33 +115,38 @@ def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def _is_anthropic(request: Request) -> bool:
-    path = request.url.path
+def _is_anthropic(path: str) -> bool:
     return path == "/v1/messages" or path.startswith("/v1/messages/")
 
 
-def _is_openai(request: Request) -> bool:
-    return request.url.path.startswith("/v1/")
+def _is_openai(path: str) -> bool:
+    return path.startswith("/v1/")
 
 
 def _error_for(
-    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+    path: str, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    """The error body in the shape of the API that ``request`` called."""
-    if _is_anthropic(request):
+    """The error body in the shape of the API that a request to ``path`` called."""
+    if _is_anthropic(path):
         body: dict[str, Any] = anthropic_error_body(status, message)
-    elif _is_openai(request):
+    elif _is_openai(path):
         body = openai_error_body(status, message)
     else:
         body = {"error": message}
     return OllamaJSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+def response_for(path: str, exc: LlmdError) -> Response:
+    """The error response for a request to ``path``, for middleware that runs before the routes
+    (and so outside the exception handler table)."""
+    return _error_for(path, status_for(exc), exc.message, headers_for(exc))
+
+
 async def _handle_llmd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LlmdError)
     if status_for(exc) >= 500:
         log.error("request failed", extra={"path": request.url.path, "error": exc.message})
-    return _error_for(request, status_for(exc), exc.message, _headers(exc))
+    return response_for(request.url.path, exc)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -142,14 +158,14 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return PlainTextResponse("405 method not allowed", status_code=405, headers=headers)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return _error_for(request, exc.status_code, message, headers)
+    return _error_for(request.url.path, exc.status_code, message, headers)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware calls this for anything not mapped above; the traceback
     # goes to the log once, the client gets the same JSON shape as every other error.
     log.exception("unhandled error", extra={"path": request.url.path})
-    return _error_for(request, 500, "internal server error")
+    return _error_for(request.url.path, 500, "internal server error")
 
 
 EXCEPTION_HANDLERS: Mapping[Any, Any] = {

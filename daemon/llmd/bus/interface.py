@@ -14,6 +14,8 @@ Structs (signatures):
     failed model  ``(suts)``  name, runner crashes in a row, retry in unix seconds (0 = on the
                               next request), the last runner's exit ("signal: segmentation fault")
     runner cpu    ``(sss)``   name, ggml CPU variant ("native", "icelake"...), features in use
+    API key       ``(sastttu)`` name, scopes, created, expires (0 = never), last used (0 = never)
+                  in unix seconds, max requests in flight (0 = no limit); never the key itself
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ RunningModel = tuple[str, int, int, int, int]
 StoredModel = tuple[str, str, int, int]
 FailedModel = tuple[str, int, int, str]
 RunnerCpu = tuple[str, str, str]
+KeyInfo = tuple[str, list[str], int, int, int, int]
 
 
 # --- errors: one class per name, ``org.llmd.Error.<Name>`` --------------------------------------
@@ -169,6 +172,22 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
 
     @dbus_method_async(flags=DbusUnprivilegedFlag)
     async def reload_config(self) -> None:
+        raise NotImplementedError
+
+    @dbus_method_async(
+        input_signature="sastu", result_signature="s", flags=DbusUnprivilegedFlag
+    )
+    async def add_key(self, name: str, scopes: list[str], lifetime: int, max_concurrent: int) -> str:
+        """A new API key, in this reply only. lifetime in seconds (0 = no expiry); scopes
+        "inference", "models", "all" ([] = inference); max_concurrent 0 = no limit."""
+        raise NotImplementedError
+
+    @dbus_method_async(result_signature="a(sastttu)", flags=DbusUnprivilegedFlag)
+    async def list_keys(self) -> list[KeyInfo]:
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)
+    async def remove_key(self, name: str) -> None:
         raise NotImplementedError
 
     @dbus_signal_async("s")
