@@ -259,7 +259,10 @@ def _logprobs(body: Mapping[str, Any]) -> tuple[bool, int]:
     top = _int(body, "top_logprobs") or 0
     if not 0 <= top <= 20:
         raise InvalidRequest("top_logprobs must be between 0 and 20")
-    return bool(body.get("logprobs")), top
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise InvalidRequest("invalid value for 'logprobs': expected a boolean")
+    return bool(logprobs), top
 
 
 def _model(body: Mapping[str, Any]) -> str:

@@ -31,6 +31,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "llmd.api.inference",
     "llmd.api.openai",
     "llmd.api.registry",
+    "llmd.api.openapi",
 )
 
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[Any]]
