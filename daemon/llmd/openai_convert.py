@@ -300,7 +300,8 @@ def chat_request_from_openai(body: Mapping[str, Any]) -> OpenAIRequest:
 
 def completion_request_from_openai(body: Mapping[str, Any]) -> OpenAIRequest:
     _n(body)
-    prompt = body.get("prompt", "")
+    prompt = body.get("prompt")
+    prompt = "" if prompt is None else prompt  # null is absent, as for every other field
     if not isinstance(prompt, str):
         raise InvalidRequest("invalid type for 'prompt' field: only a string is supported")
     suffix = body.get("suffix") or ""

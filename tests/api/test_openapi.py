@@ -64,6 +64,19 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def json_type(prop: dict[str, Any]) -> str | None:
+    """The one JSON type a field documents, null (absent) aside; None for a union."""
+    prop = resolve(prop)
+    if "anyOf" in prop:
+        kinds = [json_type(p) for p in prop["anyOf"] if p.get("type") != "null"]
+        return kinds[0] if len(kinds) == 1 else None
+    kind = prop.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        return kinds[0] if len(kinds) == 1 else None
+    return kind
+
+
 def json_bodies() -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     """(method, path, resolved request schema, example) of each operation with a JSON body."""
     for path, item in DOC["paths"].items():
@@ -92,7 +105,7 @@ def app_routes(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]
     out = set()
     for route in app.routes:
         assert isinstance(route, Route), route
-        path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)  # {model:path} -> {model}
+        path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)  # {model:anytext} -> {model}
         out |= {(m.lower(), path) for m in route.methods or ()}
     return out
 
@@ -118,6 +131,14 @@ def test_the_document_is_served_at_api_openapi_json(tmp_path: Path) -> None:
 def test_every_schema_is_valid_json_schema_2020_12() -> None:
     for name, schema in SCHEMAS.items():
         jsonschema.Draft202012Validator.check_schema(schema), name
+
+
+def test_a_null_field_is_taken_as_absent_as_go_does() -> None:
+    for method, path, _, example in json_bodies():
+        validate = VALIDATORS[method, path]
+        for field in example:
+            if field not in {"model", "source", "destination", "from", "messages", "input"}:
+                assert not refused(validate, {**example, field: None}), (method, path, field)
 
 
 def test_each_json_body_has_its_validator_listed_here() -> None:
@@ -148,7 +169,7 @@ def test_a_value_of_the_wrong_json_type_is_refused_for_each_typed_field() -> Non
     for method, path, schema, example in json_bodies():
         validate = VALIDATORS[method, path]
         for field, prop in schema["properties"].items():
-            kind = resolve(prop).get("type")
+            kind = json_type(prop)
             if kind not in WRONG_TYPE:
                 continue
             assert refused(validate, {**example, field: WRONG_TYPE[kind]}), (method, path, field)

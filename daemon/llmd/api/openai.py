@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
@@ -27,6 +28,15 @@ from llmd.store import ModelName
 log = logging.getLogger(__name__)
 
 SSE = "text/event-stream"
+
+
+class _AnyTextConvertor(PathConvertor):
+    # Starlette's "path" regex stops at a newline, which made /v1/models/a%0Ab the router's
+    # plain-text 404 instead of the JSON "model not found" every other bad name gets.
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anytext", _AnyTextConvertor())
 
 
 async def _collect(items: AsyncIterator[Output]) -> tuple[list[Chunk], Final]:
@@ -113,5 +123,5 @@ routes: list[BaseRoute] = [
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     # names hold ":" and "/" (host/namespace/model:tag), so the whole rest of the path is the name
-    Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+    Route("/v1/models/{model:anytext}", get_model, methods=["GET"]),
 ]

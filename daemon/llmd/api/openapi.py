@@ -57,6 +57,17 @@ def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: 
     return out
 
 
+def nullable(schema: Schema) -> Schema:
+    """Also null, which Go's encoding/json takes as absent for any field."""
+    plain = isinstance(schema.get("type"), str) and not {"enum", "const"} & schema.keys()
+    return {**schema, "type": [schema["type"], "null"]} if plain else {"anyOf": [schema, {"type": "null"}]}
+
+
+def request(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
+    """A request body: as ``obj``, and every field may be null (absent)."""
+    return obj({key: nullable(value) for key, value in properties.items()}, required, **extra)
+
+
 def described(schema: Schema, text: str) -> Schema:
     return {**schema, "description": text}
 
@@ -168,7 +179,7 @@ _TOOL_CALL = obj({"id": STRING, "function": obj(
 _DETAILS = obj({"parent_model": STRING, "format": STRING, "family": STRING, "families": STRINGS,
                 "parameter_size": STRING, "quantization_level": STRING})
 _SUMMARY = {"name": STRING, "model": STRING, "size": INT, "digest": STRING, "details": ref("Details")}
-_TRANSFER = obj({"model": _NAME, "name": described(STRING, "Deprecated spelling of model"),
+_TRANSFER = request({"model": _NAME, "name": described(STRING, "Deprecated spelling of model"),
                  "insecure": BOOL, "stream": BOOL, "username": STRING, "password": STRING},
                 required=("model",))
 _OPENAI_SAMPLING: dict[str, Schema] = {
@@ -193,35 +204,35 @@ SCHEMAS: dict[str, Schema] = {
                     "tool_call_id": STRING}),
     "Tool": obj({"type": STRING, "function": obj({"name": STRING, "description": STRING,
                                                    "parameters": ANY_OBJECT})}),
-    "GenerateRequest": obj({"model": _NAME, "prompt": STRING, "suffix": STRING, "system": STRING,
+    "GenerateRequest": request({"model": _NAME, "prompt": STRING, "suffix": STRING, "system": STRING,
                             "template": STRING, "context": array(INT), "raw": BOOL,
                             "images": STRINGS, **_SAMPLING}, required=("model",)),
     "GenerateResponse": obj({"model": STRING, "created_at": TIME, "response": STRING,
                              "thinking": STRING, "context": array(INT), "logprobs": array(ANY_OBJECT),
                              **_DONE}, required=("model", "created_at", "response", "done")),
-    "ChatRequest": obj({"model": _NAME, "messages": array(ref("Message")),
+    "ChatRequest": request({"model": _NAME, "messages": array(ref("Message")),
                         "tools": array(ref("Tool")), **_SAMPLING}, required=("model",)),
     "ChatResponse": obj({"model": STRING, "created_at": TIME, "message": ref("Message"),
                          "logprobs": array(ANY_OBJECT), **_DONE},
                         required=("model", "created_at", "message", "done")),
-    "EmbedRequest": obj({"model": _NAME, "input": one_of(STRING, STRINGS), "truncate": BOOL,
+    "EmbedRequest": request({"model": _NAME, "input": one_of(STRING, STRINGS), "truncate": BOOL,
                          "dimensions": {"type": "integer", "minimum": 0}, "options": ref("Options"),
                          "keep_alive": _KEEP_ALIVE}, required=("model",)),
     "EmbedResponse": obj({"model": STRING, "embeddings": array(array(NUMBER)), **_METRICS},
                          required=("model", "embeddings")),
-    "EmbeddingsRequest": obj({"model": _NAME, "prompt": STRING, "options": ref("Options"),
+    "EmbeddingsRequest": request({"model": _NAME, "prompt": STRING, "options": ref("Options"),
                               "keep_alive": _KEEP_ALIVE}, required=("model",)),
     "EmbeddingsResponse": obj({"embedding": array(NUMBER)}, required=("embedding",)),
     "Status": described(obj({"status": STRING, "digest": STRING, "total": INT, "completed": INT}),
                         "One progress object; an error after the first is a line {\"error\": ...}"),
-    "ShowRequest": obj({"model": _NAME, "name": described(STRING, "Deprecated spelling of model"),
+    "ShowRequest": request({"model": _NAME, "name": described(STRING, "Deprecated spelling of model"),
                         "verbose": BOOL}, required=("model",)),
     "ShowResponse": obj({"license": STRING, "modelfile": STRING, "parameters": STRING,
                          "template": STRING, "system": STRING, "details": ref("Details"),
                          "messages": array(ref("Message")), "model_info": ANY_OBJECT,
                          "capabilities": STRINGS, "modified_at": TIME},
                         required=("details", "model_info", "capabilities", "modified_at")),
-    "CreateRequest": obj({"model": _NAME, "from": _NAME,
+    "CreateRequest": request({"model": _NAME, "from": _NAME,
                           "files": described({"type": "object", "additionalProperties": STRING},
                                              "File name -> sha256:<hex> of an uploaded blob"),
                           "adapters": {"type": "object", "additionalProperties": STRING},
@@ -230,12 +241,12 @@ SCHEMAS: dict[str, Schema] = {
                           "messages": array(obj({"role": STRING, "content": STRING})),
                           "stream": BOOL}, required=("model",),
                          anyOf=[{"required": ["from"]}, {"required": ["files"]}]),
-    "CopyRequest": obj({"source": _NAME, "destination": _NAME}, required=("source", "destination")),
-    "DeleteRequest": obj({"model": _NAME, "name": described(STRING, "Deprecated spelling of model")},
+    "CopyRequest": request({"source": _NAME, "destination": _NAME}, required=("source", "destination")),
+    "DeleteRequest": request({"model": _NAME, "name": described(STRING, "Deprecated spelling of model")},
                          required=("model",)),
     "PullRequest": _TRANSFER,
     "PushRequest": _TRANSFER,
-    "VerifyRequest": obj({"model": described(_NAME, "Verify this model; absent: every model"),
+    "VerifyRequest": request({"model": described(_NAME, "Verify this model; absent: every model"),
                           "stream": BOOL}),
     "VerifyStatus": obj({"status": STRING, "digest": STRING, "total": INT, "corrupt": BOOL}),
     "TagsResponse": obj({"models": array(obj({**_SUMMARY, "modified_at": TIME}))},
@@ -243,7 +254,7 @@ SCHEMAS: dict[str, Schema] = {
     "PsResponse": obj({"models": array(obj({**_SUMMARY, "expires_at": TIME, "size_vram": INT,
                                             "context_length": INT}))}, required=("models",)),
     "VersionResponse": obj({"version": STRING}, required=("version",)),
-    "ChatCompletionRequest": obj({**_OPENAI_SAMPLING, "messages": array(ANY_OBJECT),
+    "ChatCompletionRequest": request({**_OPENAI_SAMPLING, "messages": array(ANY_OBJECT),
                                   "max_completion_tokens": INT, "tools": array(ANY_OBJECT),
                                   "tool_choice": {}, "response_format": ANY_OBJECT,
                                   "reasoning_effort": STRING, "logprobs": BOOL,
@@ -253,13 +264,13 @@ SCHEMAS: dict[str, Schema] = {
                            "model": STRING, "system_fingerprint": STRING,
                            "choices": array(ANY_OBJECT), "usage": _OPENAI_USAGE},
                           required=("id", "object", "created", "model", "choices")),
-    "CompletionRequest": obj({**_OPENAI_SAMPLING, "prompt": STRING, "suffix": STRING,
+    "CompletionRequest": request({**_OPENAI_SAMPLING, "prompt": STRING, "suffix": STRING,
                               "logprobs": {"type": "integer", "minimum": 0}}, required=("model",)),
     "Completion": obj({"id": STRING, "object": {"const": "text_completion"}, "created": INT,
                        "model": STRING, "system_fingerprint": STRING, "choices": array(ANY_OBJECT),
                        "usage": _OPENAI_USAGE}, required=("id", "object", "created", "model", "choices")),
     "StreamEvent": described(STRING, 'SSE "data: <JSON chunk>" events, then "data: [DONE]"'),
-    "OpenAIEmbeddingsRequest": obj({"model": STRING, "input": one_of(STRING, {**STRINGS, "minItems": 1}),
+    "OpenAIEmbeddingsRequest": request({"model": STRING, "input": one_of(STRING, {**STRINGS, "minItems": 1}),
                                     "encoding_format": {"type": "string", "enum": ["float", "base64"]},
                                     "dimensions": INT}, required=("model", "input")),
     "OpenAIEmbeddings": obj({"object": {"const": "list"}, "data": array(ANY_OBJECT), "model": STRING,
