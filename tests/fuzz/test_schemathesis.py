@@ -45,6 +45,7 @@ NUM_CTX = 256
 # still sent and its answer must still be JSON, but a 5xx is tolerated for it. Delete an entry
 # once its fix is merged; the suite then holds the fix.
 KNOWN_FINDINGS: dict[str, Callable[[str, Any], bool]] = {}
+VOCABULARY = 49152  # SmolLM2's
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]
@@ -58,6 +59,19 @@ def known(name: str) -> Callable[[Callable[[str, Any], bool]], Callable[[str, An
         KNOWN_FINDINGS[name] = predicate
         return predicate
     return register
+
+
+@known("issue 15: a context token id outside the vocabulary is a 500 (llama_decode failed)")
+def _foreign_token(path: str, body: Any) -> bool:
+    context = body.get("context") if isinstance(body, dict) else None
+    return path == "/api/generate" and isinstance(context, list) and any(
+        isinstance(t, int) and not 0 <= t < VOCABULARY for t in context)
+
+
+@known("issue 15: a keep_alive beyond what a timer can hold is a 500 (OverflowError)")
+def _huge_keep_alive(path: str, body: Any) -> bool:
+    value = body.get("keep_alive") if isinstance(body, dict) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 1e9
 
 
 def steer(doc: dict[str, Any]) -> dict[str, Any]:

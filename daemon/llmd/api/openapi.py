@@ -7,7 +7,7 @@ built from small pieces so a route added later is a few lines here:
         "createMessage", "Anthropic Messages", tag="anthropic",
         body=ref("MessagesRequest"), ok=json_ok(ref("Message"), sse=ref("MessageEvent")),
         errors=ANTHROPIC_ERRORS)}
-    SCHEMAS["MessagesRequest"] = obj({...}, required=("model", "messages", "max_tokens"))
+    SCHEMAS["MessagesRequest"] = request({...}, required=("model", "messages", "max_tokens"))
 
 tests/api/test_openapi.py holds it to the app: every route is documented and every documented
 operation is a route, and each request schema's ``required`` and property types are what the
