@@ -1,8 +1,9 @@
 """Schemathesis against a live llmd, from the document the daemon serves at /api/openapi.json.
 
-Every operation, positive and negative bodies, a fixed seed and a bounded example count. Each
-answer must be: no 5xx, no hang (a request deadline), the documented status, content type and
-schema, and every error the native ``{"error": "..."}`` (OpenAI's error object under /v1).
+Every operation, positive and negative bodies, derandomized (the same cases on every run), a
+bounded example count. Each answer must be: no 5xx, no hang (a request deadline), the documented
+status, content type and schema, and every error the native ``{"error": "..."}`` (OpenAI's error
+object under /v1).
 
 Inference stays fast: the fuzzer's ``model`` is the real smollm2:135m half the time (otherwise
 whatever it makes up), and before a request is sent ``num_predict``/``max_tokens`` are clamped to
@@ -13,6 +14,7 @@ model reload or a long generation.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,11 +33,11 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.routing import Match
 
+from fuzz.server_env import MODEL
 from harness import LiveServer
-from llmd.api.openapi import PATHS
 from llmd.api.app import BASE_ROUTES, module_routes
+from llmd.api.openapi import PATHS
 
-MODEL = "smollm2:135m"
 MAX_EXAMPLES = 40  # per operation and phase: the whole run fits a couple of minutes on 2 cores
 REQUEST_TIMEOUT = 60.0  # a hang, never a performance assertion
 MAX_TOKENS = 4
@@ -45,6 +47,7 @@ NUM_CTX = 256
 # still sent and its answer must still be JSON, but a 5xx is tolerated for it. Delete an entry
 # once its fix is merged; the suite then holds the fix.
 KNOWN_FINDINGS: dict[str, Callable[[str, Any], bool]] = {}
+KNOWN_HITS: Counter[str] = Counter()  # how often the fuzzer ran into each, for the last test
 VOCABULARY = 49152  # SmolLM2's
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -152,6 +155,7 @@ OPERATIONS = [(method.upper(), path) for path, item in PATHS.items() for method 
 def check(case: Any) -> None:
     bounded(case.path, case.body)
     hits = [name for name, matches in KNOWN_FINDINGS.items() if matches(case.path, case.body)]
+    KNOWN_HITS.update(hits)
     response = case.call(timeout=REQUEST_TIMEOUT)
     check_error_shape(case.method, case.path, response)
     if not _routed(unquote(urlsplit(response.request.url).path)):
@@ -188,3 +192,14 @@ def run(cases: st.SearchStrategy[Any], count: int) -> None:
         check(case)
 
     each()
+
+
+@pytest.mark.model
+def test_the_fuzzed_daemon_logged_no_unhandled_error(fuzz_server: LiveServer) -> None:
+    """Runs after the fuzzing above (pytest keeps file order): a 500 the checks tolerated for a
+    known finding is still logged once as "request failed", never as an unhandled traceback."""
+    assert fuzz_server.process.poll() is None, "the daemon died"
+    if KNOWN_HITS:
+        pytest.xfail(f"known findings were sent, which log tracebacks: {dict(KNOWN_HITS)}")
+    log = fuzz_server.stderr()
+    assert "unhandled error" not in log and "Traceback" not in log, log[-3000:]

@@ -233,8 +233,8 @@ async def one(client: httpx.AsyncClient, outcome: Outcome, method: str, path: st
 
 def kill_runner(soak: Soak) -> None:
     runners = children(soak.server.process.pid)
-    assert runners, "no runner to kill"
-    soak.killed_pid = max(runners)  # the newest: the runner serving chat and generate
+    assert len(runners) == 1, f"one runner (chat, generate and embed share it), not {runners}"
+    soak.killed_pid = runners[0]
     os.kill(soak.killed_pid, signal.SIGKILL)
     soak.killed_at = time.monotonic()
 

@@ -43,6 +43,11 @@ NUMBER: Schema = {"type": "number"}
 ANY_OBJECT: Schema = {"type": "object"}
 STRINGS: Schema = {"type": "array", "items": STRING}
 TIME: Schema = {"type": "string", "format": "date-time"}
+BASE64: Schema = {"type": "string", "contentEncoding": "base64",
+                  "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"}
+# Go's time.ParseDuration, as config.parse_go_duration reads it
+GO_DURATION: Schema = {"type": "string",
+                       "pattern": r"^\s*[+-]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)\s*$"}
 
 
 def ref(name: str) -> Schema:
@@ -64,8 +69,9 @@ def nullable(schema: Schema) -> Schema:
 
 
 def request(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
-    """A request body: as ``obj``, and every field may be null (absent)."""
-    return obj({key: nullable(value) for key, value in properties.items()}, required, **extra)
+    """A request body: as ``obj``, and every optional field may be null (absent)."""
+    fields = {key: value if key in required else nullable(value) for key, value in properties.items()}
+    return obj(fields, required, **extra)
 
 
 def described(schema: Schema, text: str) -> Schema:
@@ -157,7 +163,7 @@ _OPTION_PROPS: dict[str, Schema] = {
     "stop": one_of(STRING, STRINGS),
     "use_mmap": BOOL,
 }
-_KEEP_ALIVE = described(one_of(STRING, NUMBER),
+_KEEP_ALIVE = described(one_of(GO_DURATION, NUMBER),
                         'A Go duration ("5m", "1h30m") or seconds; 0 unloads after the request, '
                         "a negative value keeps the model forever")
 _FORMAT = described(one_of({"type": "string", "enum": ["", "json"]}, ANY_OBJECT),
@@ -173,9 +179,9 @@ _METRICS: dict[str, Schema] = {key: INT for key in (
     "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
     "eval_duration")}
 _DONE: dict[str, Schema] = {"done": BOOL, "done_reason": STRING, **_METRICS}
-_NAME = described(STRING, "A model name, [host/][namespace/]model[:tag]")
+_NAME = described({"type": "string", "minLength": 1}, "A model name, [host/][namespace/]model[:tag]")
 _TOOL_CALL = obj({"id": STRING, "function": obj(
-    {"index": INT, "name": STRING, "arguments": one_of(ANY_OBJECT, STRING)})})
+    {"index": INT, "name": STRING, "arguments": ANY_OBJECT})})
 _DETAILS = obj({"parent_model": STRING, "format": STRING, "family": STRING, "families": STRINGS,
                 "parameter_size": STRING, "quantization_level": STRING})
 _SUMMARY = {"name": STRING, "model": STRING, "size": INT, "digest": STRING, "details": ref("Details")}
@@ -199,14 +205,14 @@ SCHEMAS: dict[str, Schema] = {
     "Details": _DETAILS,
     "ToolCall": _TOOL_CALL,
     "Message": obj({"role": STRING, "content": STRING, "thinking": STRING,
-                    "images": described(STRINGS, "Base64-encoded images"),
+                    "images": described(array(BASE64), "Base64-encoded images"),
                     "tool_calls": array(ref("ToolCall")), "tool_name": STRING,
                     "tool_call_id": STRING}),
     "Tool": obj({"type": STRING, "function": obj({"name": STRING, "description": STRING,
                                                    "parameters": ANY_OBJECT})}),
     "GenerateRequest": request({"model": _NAME, "prompt": STRING, "suffix": STRING, "system": STRING,
                             "template": STRING, "context": array(INT), "raw": BOOL,
-                            "images": STRINGS, **_SAMPLING}, required=("model",)),
+                            "images": array(BASE64), **_SAMPLING}, required=("model",)),
     "GenerateResponse": obj({"model": STRING, "created_at": TIME, "response": STRING,
                              "thinking": STRING, "context": array(INT), "logprobs": array(ANY_OBJECT),
                              **_DONE}, required=("model", "created_at", "response", "done")),
