@@ -69,9 +69,14 @@ def nullable(schema: Schema) -> Schema:
 
 
 def request(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
-    """A request body: as ``obj``, and every optional field may be null (absent)."""
-    fields = {key: value if key in required else nullable(value) for key, value in properties.items()}
-    return obj(fields, required, **extra)
+    """A request body: as ``obj``; an optional field may be null, a required string is non-empty
+    (Go decodes null and "" alike as absent)."""
+    def field(key: str, value: Schema) -> Schema:
+        if key not in required:
+            return nullable(value)
+        return {**value, "minLength": 1} if value.get("type") == "string" else value
+
+    return obj({key: field(key, value) for key, value in properties.items()}, required, **extra)
 
 
 def described(schema: Schema, text: str) -> Schema:
@@ -179,7 +184,7 @@ _METRICS: dict[str, Schema] = {key: INT for key in (
     "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
     "eval_duration")}
 _DONE: dict[str, Schema] = {"done": BOOL, "done_reason": STRING, **_METRICS}
-_NAME = described({"type": "string", "minLength": 1}, "A model name, [host/][namespace/]model[:tag]")
+_NAME = described(STRING, "A model name, [host/][namespace/]model[:tag]")
 _TOOL_CALL = obj({"id": STRING, "function": obj(
     {"index": INT, "name": STRING, "arguments": ANY_OBJECT})})
 _DETAILS = obj({"parent_model": STRING, "format": STRING, "family": STRING, "families": STRINGS,
