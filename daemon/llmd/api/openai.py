@@ -12,9 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs

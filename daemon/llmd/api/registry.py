@@ -67,7 +67,8 @@ def parse_transfer(body: Mapping[str, Any], struct: str) -> TransferBody:
 
 
 def parse_verify(body: Mapping[str, Any]) -> VerifyBody:
-    model, name = _typed(body, "model", str, "string", "VerifyRequest"), _typed(body, "name", str, "string", "VerifyRequest")
+    model = _typed(body, "model", str, "string", "VerifyRequest")
+    name = _typed(body, "name", str, "string", "VerifyRequest")
     text = model or name
     stream = _typed(body, "stream", bool, "bool", "VerifyRequest")
     return VerifyBody(ModelName.parse(text) if text else None, True if stream is None else stream)
