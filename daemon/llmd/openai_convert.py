@@ -250,7 +250,10 @@ def _logprobs(body: Mapping[str, Any]) -> tuple[bool, int]:
     top = fields.integer(body, "top_logprobs") or 0
     if not 0 <= top <= 20:
         raise InvalidRequest("top_logprobs must be between 0 and 20")
-    return bool(body.get("logprobs")), top
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise InvalidRequest("invalid value for 'logprobs': expected a boolean")
+    return bool(logprobs), top
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +284,8 @@ def chat_request_from_openai(body: Mapping[str, Any]) -> OpenAIRequest:
 
 def completion_request_from_openai(body: Mapping[str, Any]) -> OpenAIRequest:
     _n(body)
-    prompt = body.get("prompt", "")
+    prompt = body.get("prompt")
+    prompt = "" if prompt is None else prompt  # null is absent, as for every other field
     if not isinstance(prompt, str):
         raise InvalidRequest("invalid type for 'prompt' field: only a string is supported")
     suffix = body.get("suffix") or ""

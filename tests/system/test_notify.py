@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -40,6 +42,18 @@ def test_notifier_sends_ready_status_reloading_and_stopping(manager: NotifyListe
 def test_notifier_is_silent_without_a_notify_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     Notifier().ready("serving")  # no error, nothing to send to
+
+
+def test_a_manager_that_stops_reading_never_blocks_the_daemon(manager: NotifyListener) -> None:
+    # In a child process: a blocking send holds the GIL, which would hang this test process too.
+    # 50 messages overrun the socket's queue (net.unix.max_dgram_qlen, 10 by default).
+    code = ("from llmd.system.notify import Notifier\n"
+            "n = Notifier()\n"
+            "for i in range(50): n.status(f'serving; {i} queued')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, timeout=30, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert manager.next(5) == "STATUS=serving; 0 queued"  # the first ones still arrive, in order
 
 
 async def test_watchdog_pings_repeatedly_from_the_event_loop(manager: NotifyListener) -> None:

@@ -33,6 +33,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "llmd.api.responses",
     "llmd.api.anthropic",
     "llmd.api.registry",
+    "llmd.api.openapi",
 )
 
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[Any]]

@@ -8,6 +8,7 @@ becomes one last ``data: {"error": ...}`` frame.
 
 from __future__ import annotations
 
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -20,6 +21,15 @@ from llmd.api.streaming import collect, sse_response
 from llmd.errors import InvalidModelName, ModelNotFound
 from llmd.generation import ChatRequest, Output
 from llmd.store import ModelName
+
+
+class _AnyTextConvertor(PathConvertor):
+    # Starlette's "path" regex stops at a newline, which made /v1/models/a%0Ab the router's
+    # plain-text 404 instead of the JSON "model not found" every other bad name gets.
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anytext", _AnyTextConvertor())
 
 
 async def _respond(converted: oa.OpenAIRequest, request: Request) -> Response:
@@ -81,5 +91,5 @@ routes: list[BaseRoute] = [
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     # names hold ":" and "/" (host/namespace/model:tag), so the whole rest of the path is the name
-    Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+    Route("/v1/models/{model:anytext}", get_model, methods=["GET"]),
 ]

@@ -51,7 +51,9 @@ def _typed(body: Mapping[str, Any], key: str, want: type, go_type: str, struct: 
 
 
 def parse_transfer(body: Mapping[str, Any], struct: str) -> TransferBody:
-    text = _typed(body, "model", str, "string", struct) or _typed(body, "name", str, "string", struct) or ""
+    # both type-checked, as Go decodes every field before cmp.Or picks one
+    model, name = _typed(body, "model", str, "string", struct), _typed(body, "name", str, "string", struct)
+    text = model or name or ""
     if not text:
         raise InvalidModelName("invalid model name")
     username = _typed(body, "username", str, "string", struct) or ""
@@ -65,9 +67,9 @@ def parse_transfer(body: Mapping[str, Any], struct: str) -> TransferBody:
 
 
 def parse_verify(body: Mapping[str, Any]) -> VerifyBody:
-    text = _typed(body, "model", str, "string", "VerifyRequest") or _typed(
-        body, "name", str, "string", "VerifyRequest"
-    )
+    model = _typed(body, "model", str, "string", "VerifyRequest")
+    name = _typed(body, "name", str, "string", "VerifyRequest")
+    text = model or name
     stream = _typed(body, "stream", bool, "bool", "VerifyRequest")
     return VerifyBody(ModelName.parse(text) if text else None, True if stream is None else stream)
 

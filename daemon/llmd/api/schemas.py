@@ -50,8 +50,11 @@ def _field(body: Mapping[str, Any], key: str, want: type | tuple[type, ...], str
 
 
 def _name(body: Mapping[str, Any], struct: str) -> str:
-    """``model``, or the deprecated ``name`` when model is empty (Go's cmp.Or)."""
-    return _field(body, "model", str, struct) or _field(body, "name", str, struct) or ""
+    """``model``, or the deprecated ``name`` when model is empty (Go's cmp.Or).
+
+    Both are type-checked, as Go decodes every field before cmp.Or picks one."""
+    model, name = _field(body, "model", str, struct), _field(body, "name", str, struct)
+    return model or name or ""
 
 
 def _stream(body: Mapping[str, Any], struct: str) -> bool:

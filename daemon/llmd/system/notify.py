@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,14 +20,22 @@ log = logging.getLogger(__name__)
 Send = Callable[[str], Any]
 
 
-def _sd_notify(message: str) -> Any:
-    from systemd import daemon
-
-    return daemon.notify(message)
+def _sd_notify(message: str) -> bool:
+    """sd_notify(3) that never waits: libsystemd's blocks while the manager's datagram queue is
+    full (net.unix.max_dgram_qlen, 10 by default), holding the GIL, which froze the whole daemon
+    when a manager stopped reading. A status line dropped then is harmless."""
+    # a protocol variable systemd sets for this process, not a setting: read here
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    if not path:
+        return False
+    address = "\0" + path[1:] if path.startswith("@") else path  # "@" is the abstract namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.sendto(message.encode(), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL, address)
+    return True
 
 
 class Notifier:
-    """The messages llmd sends; ``send`` is the seam (libsystemd's sd_notify by default)."""
+    """The messages llmd sends; ``send`` is the seam (a non-blocking sd_notify by default)."""
 
     def __init__(self, send: Send = _sd_notify) -> None:
         self._send = send
