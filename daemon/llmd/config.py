@@ -163,6 +163,7 @@ class Config:
     drain_timeout: float = 30.0
     load_timeout: float = 300.0
     noprune: bool = False
+    metrics: bool = True  # record and serve GET /metrics
     source: str = "defaults"
 
     @property
@@ -292,6 +293,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "drain_timeout": _duration(allow_forever=False),
     "load_timeout": _duration(allow_forever=False),
     "noprune": _bool,
+    "metrics": _bool,
 }
 
 ENVIRONMENT: dict[str, str] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import importlib.util
 import inspect
 import logging
@@ -29,6 +30,7 @@ from starlette.middleware import Middleware
 from llmd.api.app import AppState, Lifespan, build_app
 from llmd.config import Config
 from llmd.errors import ConfigError, LlmdError
+from llmd.metrics import Metrics
 from llmd.store import Store
 from llmd.system import activation, journal
 from llmd.system.reload import Reloader
@@ -84,13 +86,13 @@ def open_store(config: Config) -> Store:
         raise ConfigError(source, "models", f"{config.models}: {problem}") from None
 
 
-def make_scheduler(config: Config, store: Store) -> Any:
+def make_scheduler(config: Config, store: Store, metrics: Metrics | None = None) -> Any:
     """The scheduler when ``llmd.scheduler`` exists; None serves the store alone."""
     if importlib.util.find_spec("llmd.scheduler") is None:
         return None
     from llmd.scheduler import Scheduler  # type: ignore[import-not-found,unused-ignore]
 
-    return Scheduler(config)
+    return Scheduler(config, metrics=metrics)
 
 
 async def _maybe_await(result: object) -> None:
@@ -144,6 +146,7 @@ def apply_config(app: Starlette, config: Config) -> None:
     """Put a reloaded Config in effect: the app's holder, the scheduler, CORS origins, log level."""
     app.state.config = config
     app.state.llmd = dataclasses.replace(app.state.llmd, config=config)
+    app.state.metrics.enabled = config.metrics
     scheduler = app.state.scheduler
     if scheduler is not None and hasattr(scheduler, "reconfigure"):
         scheduler.reconfigure(config)
@@ -171,7 +174,9 @@ def build_server_app(
     if middleware is None:
         middleware = default_middleware(config)
     store = open_store(config)
-    state = AppState(config=config, store=store, scheduler=make_scheduler(config, store))
+    metrics = Metrics(config.metrics)
+    state = AppState(config=config, store=store, scheduler=make_scheduler(config, store, metrics),
+                     metrics=metrics)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -197,6 +202,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_ready = on_ready
         self._service = service
+        self._draining = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -204,6 +210,21 @@ class _Server(uvicorn.Server):
             self._service.started(self)
         if self.started and self._on_ready is not None:
             self._on_ready()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        # The first SIGTERM/SIGINT drains before uvicorn stops accepting: /ready turns 503 while
+        # the requests in flight finish, so a load balancer can notice. A second one, or one
+        # before start-up completed, is uvicorn's: stop accepting and finish now.
+        if self._service is None or not self.started or self.should_exit or self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self._service.drain(functools.partial(self._drained, sig, frame))
+
+    def _drained(self, sig: int, frame: Any, left: float) -> None:
+        # uvicorn's own graceful wait gets what is left of drain_timeout, not all of it again
+        self.config.timeout_graceful_shutdown = math.ceil(left)
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._service is not None:
@@ -226,6 +247,7 @@ async def serve(
     service = ServiceManager(reloader)
     app = build_server_app(config, middleware=middleware, lifespan=lifespan, reload=service.reload)
     service.scheduler = app.state.scheduler
+    service.traffic = app.state.traffic
     reloader.on_reload(lambda new: apply_config(app, new))
     activated = False
     if sockets is None:
