@@ -55,3 +55,40 @@ def test_sigterm_lets_a_streaming_generation_finish_then_exits_zero(tmp_path: Pa
             process.kill()
             process.wait()
         notify.close()
+
+
+def test_ready_turns_503_while_a_drain_lets_a_stream_finish_and_health_stays_200(
+    tmp_path: Path, gguf_path: Path,
+) -> None:
+    # what a load balancer sees: the instance says it is going, and still answers until it has gone
+    listener = listening_socket()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    config = tmp_path / "llmd.yaml"
+    config.write_text("drain_timeout: 5m\n")
+    notify = NotifyListener()
+    env = server_env(tmp_path / "m", {"NOTIFY_SOCKET": notify.path})
+    process = spawn_activated(listener, ["--config", str(config)], env, tmp_path / "llmd.log")
+    listener.close()
+    try:
+        notify.wait_for("READY=1")
+        create_smollm2(url, gguf_path)
+        assert httpx.get(f"{url}/ready", timeout=DEADLINE).json() == {"status": "ready"}
+        body = {"model": "smollm2:135m", "prompt": "Count from one to one hundred in words.",
+                "options": {"num_predict": 300, "temperature": 0, "seed": 1}}
+        with httpx.stream("POST", f"{url}/api/generate", json=body, timeout=DEADLINE) as reply:
+            lines = reply.iter_lines()
+            next(lines)
+            process.send_signal(signal.SIGTERM)
+            notify.wait_for("STOPPING=1")
+            ready = httpx.get(f"{url}/ready", timeout=DEADLINE)
+            health = httpx.get(f"{url}/health", timeout=DEADLINE)
+            rest = [json.loads(line) for line in lines if line]
+        assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        assert rest[-1]["done"] is True and "error" not in rest[-1]
+        assert process.wait(DEADLINE) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        notify.close()
