@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import free_port
+from harness import free_port, terminate
 
 START_TIMEOUT = 60.0
 
@@ -89,9 +89,4 @@ def run_prometheus(workdir: Path, target: str, rule_files: Sequence[Path] = ()) 
             time.sleep(0.2)
         yield prom
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
