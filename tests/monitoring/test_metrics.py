@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -192,3 +193,20 @@ def test_the_dashboard_and_the_rules_ask_only_for_metrics_llmd_exports(
         concrete = expr.replace("$__rate_interval", "1m").replace("$job", ".*").replace(
             "$instance", ".*")
         prometheus.query(concrete)
+
+
+def test_a_runner_killed_by_a_signal_moves_the_crash_counter_for_that_signal(server: LiveServer) -> None:
+    generate(server, 1)
+    before = scrape(server.url)
+    pids = re.findall(r"model loaded .*?PID=(\d+)", server.stderr())
+    os.kill(int(pids[-1]), signal.SIGKILL)
+    for _ in range(600):
+        after = scrape(server.url)
+        if value(after, "llmd_models_loaded") == 0:
+            break
+        threading.Event().wait(0.05)
+    crashes = {"model": MODEL, "signal": "SIGKILL"}
+    assert (value(after, "llmd_runner_crashes_total", **crashes)
+            - value(before, "llmd_runner_crashes_total", **crashes)) == 1
+    assert value(after, "llmd_models_loaded") == 0
+    assert generate(server, 2)[-1]["done"] is True  # the next request loads it again
