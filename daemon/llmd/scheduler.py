@@ -44,8 +44,8 @@ from llmd.errors import (
     RunnerError,
     RunnerLoadFailed,
 )
-from llmd.runner.cpu import CpuInfo
 from llmd.metrics import Metrics, ModelResidency, Residency
+from llmd.runner.cpu import CpuInfo
 from llmd.runner.handle import RunnerHandle, describe_exit, spawn_runner
 from llmd.runner.request import (
     Completed,
