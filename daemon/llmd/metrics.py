@@ -1,6 +1,6 @@
 """Every ``llmd_`` Prometheus metric, defined once here and recorded through ``Metrics``' methods.
 
-One ``Metrics`` per daemon holds its own registry (no prometheus-client globals), is built by
+One ``Metrics`` per daemon holds its own registry (not prometheus-client's global one), is built by
 ``llmd.server``, handed to the Scheduler and to the app, and served at ``GET /metrics``. Callers
 record what happened in words (``metrics.rejected("queue_full")``,
 ``metrics.runner_crashed(model, "SIGSEGV")``); what is a state, not an event (residency, the
