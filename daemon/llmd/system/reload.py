@@ -28,7 +28,7 @@ LIVE_KEYS = frozenset({
     "drain_timeout", "load_timeout", "noprune", "metrics",
 })
 # Bound into objects built at start (the listener, the store): they need a restart.
-RESTART_KEYS = frozenset({"host", "models"})
+RESTART_KEYS = frozenset({"host", "models", "declared_models"})
 _IGNORED = frozenset({"source"})
 
 
