@@ -11,6 +11,7 @@ the configuration on SIGHUP (and for D-Bus ``ReloadConfig``) and exits when idle
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
@@ -31,6 +32,7 @@ from llmd.api.app import AppState, Lifespan, build_app
 from llmd.config import Config
 from llmd.errors import ConfigError, LlmdError
 from llmd.metrics import Metrics
+from llmd.provision import Provisioner
 from llmd.store import Store
 from llmd.system import activation, journal
 from llmd.system.reload import Reloader
@@ -134,12 +136,28 @@ def default_middleware(config: Config) -> list[Middleware]:
 
 
 def _bus_manager(
-    state: AppState, reload: Callable[[], Any] | None
+    state: AppState, reload: Callable[[], Any] | None, provisioner: Provisioner | None
 ) -> contextlib.AbstractAsyncContextManager[Any]:
     """org.llmd.Manager1 on the system bus while serving; only a warning when there is no bus."""
     from llmd.bus.service import export_manager
 
-    return export_manager(state.config, state.store, state.scheduler, reload=reload)
+    return export_manager(state.config, state.store, state.scheduler, reload=reload,
+                          provisioner=provisioner)
+
+
+@contextlib.asynccontextmanager
+async def _provisioning(provisioner: Provisioner | None) -> AsyncIterator[None]:
+    """Pull and preload the declared models in the background while the app serves."""
+    if provisioner is None:
+        yield
+        return
+    task = asyncio.create_task(provisioner.run(), name="llmd-provision")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def apply_config(app: Starlette, config: Config) -> None:
@@ -175,12 +193,15 @@ def build_server_app(
         middleware = default_middleware(config)
     store = open_store(config)
     metrics = Metrics(config.metrics)
-    state = AppState(config=config, store=store, scheduler=make_scheduler(config, store, metrics),
-                     metrics=metrics)
+    scheduler = make_scheduler(config, store, metrics)
+    provisioner = Provisioner(config, store, scheduler) if config.declared_models else None
+    state = AppState(config=config, store=store, scheduler=scheduler, metrics=metrics,
+                     not_ready=provisioner.not_ready if provisioner else lambda: None)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _run_scheduler(state.scheduler), _bus_manager(state, reload) as manager:
+        async with (_run_scheduler(state.scheduler), _provisioning(provisioner),
+                    _bus_manager(state, reload, provisioner) as manager):
             # a SIGHUP reload reaches the bus object through apply_config
             app.state.bus_manager = manager
             if lifespan is None:

@@ -52,6 +52,8 @@ class AppState:
     scheduler: Any = None  # llmd.scheduler.Scheduler once it exists; None serves the store alone
     metrics: Metrics | None = None  # None: the scheduler's, else a fresh one
     traffic: Traffic = field(default_factory=Traffic)
+    # why this host must not take traffic beyond its phase and queue (None: nothing), for /ready
+    not_ready: Callable[[], str | None] = lambda: None
 
 
 async def root(request: Request) -> Response:

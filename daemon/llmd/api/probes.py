@@ -28,13 +28,17 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """200 when a request sent now would be taken; 503 while starting, draining, or full."""
+    """200 when a request sent now would be taken; 503 while starting, draining, full, or short
+    of a declared model."""
     state = request.app.state.llmd
     if state.traffic.phase != "serving":
         return JSONResponse({"status": state.traffic.phase}, status_code=503)
     scheduler = state.scheduler
     if scheduler is not None and scheduler.queue_depth >= request.app.state.config.max_queue:
         return JSONResponse({"status": "queue full"}, status_code=503)
+    waiting_for = state.not_ready()  # the models llmd.yaml declares: pulled, pinned, preloaded
+    if waiting_for is not None:
+        return JSONResponse({"status": "models", "detail": waiting_for}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

@@ -14,6 +14,8 @@ Structs (signatures):
     failed model  ``(suts)``  name, runner crashes in a row, retry in unix seconds (0 = on the
                               next request), the last runner's exit ("signal: segmentation fault")
     runner cpu    ``(sss)``   name, ggml CPU variant ("native", "icelake"...), features in use
+    declared model ``(sss)``  name as llmd.yaml's models: list gives it (pin included), state
+                              (pending, pulling, loading, ready, failed, pin mismatch), problem
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ RunningModel = tuple[str, int, int, int, int]
 StoredModel = tuple[str, str, int, int]
 FailedModel = tuple[str, int, int, str]
 RunnerCpu = tuple[str, str, str]
+DeclaredModel = tuple[str, str, str]
 
 
 # --- errors: one class per name, ``org.llmd.Error.<Name>`` --------------------------------------
@@ -133,6 +136,11 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
     @dbus_property_async("a(sss)")
     def runner_cpus(self) -> list[RunnerCpu]:
         """What each loaded model's runner computes on."""
+        raise NotImplementedError
+
+    @dbus_property_async("a(sss)")
+    def declared_models(self) -> list[DeclaredModel]:
+        """The models llmd.yaml declares and how far each is: this host is ready once all are."""
         raise NotImplementedError
 
     @dbus_method_async(result_signature="a(sstt)", flags=DbusUnprivilegedFlag)

@@ -36,6 +36,7 @@ from llmd.bus.errors import reported_on_bus
 from llmd.bus.interface import (
     BUS_NAME,
     OBJECT_PATH,
+    DeclaredModel,
     FailedModel,
     LoadedModel,
     Manager1,
@@ -96,10 +97,12 @@ class ManagerService(Manager1):
         scheduler: Any,
         *,
         reload: Reload | None = None,
+        provisioner: Any = None,
     ) -> None:
         super().__init__()
         self._config = config
         self._store = store
+        self._provisioner = provisioner  # llmd.provision.Provisioner when models: is a list
         self._transfers: Transfers | None = None
         self._scheduler = scheduler
         self._reload = reload
@@ -146,6 +149,11 @@ class ManagerService(Manager1):
             for r in self._running
             if getattr(r, "cpu", None) is not None
         ]
+
+    @dbus_property_async_override()
+    def declared_models(self) -> list[DeclaredModel]:
+        declared = getattr(self._provisioner, "models", [])
+        return [(d.model.reference, d.state, d.problem) for d in declared]
 
     # --- reading methods ----------------------------------------------------------------
 
@@ -314,6 +322,7 @@ async def export_manager(
     scheduler: Any,
     *,
     reload: Reload | None = None,
+    provisioner: Any = None,
     open_bus: Callable[[], SdBus] = sd_bus_open_system,
 ) -> AsyncIterator[ManagerService | None]:
     """Own ``org.llmd.Manager1`` on the system bus for the duration of the block."""
@@ -328,7 +337,7 @@ async def export_manager(
         )
         yield None
         return
-    service = ManagerService(config, store, scheduler, reload=reload)
+    service = ManagerService(config, store, scheduler, reload=reload, provisioner=provisioner)
     service.attach(bus)
     # Keep the handle: an exported object nobody references is garbage-collected and calls
     # then fail with "Unknown object".

@@ -17,6 +17,7 @@ READY = "da352f89d2884c57be27064719c8d52b"
 STOPPING = "d22ec324f52d479199cee614d683bcdb"
 REQUEST = "d791442ff76845ddbb0ce1b36d693480"
 CONFIG_RELOAD_FAILED = "709dc25000da4234a685c259be182fd7"
+DECLARED_MODEL_FAILED = "3c1f0e8a9d0b4b7e9b5f2d6a41c7e2f3"
 
 ALL: dict[str, str] = {
     name: value for name, value in globals().items() if name.isupper() and isinstance(value, str)
