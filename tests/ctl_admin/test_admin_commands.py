@@ -58,8 +58,9 @@ def test_a_plain_user_reads_the_status_as_text_and_json(
     assert "Memory budget:" in out.stdout
     data = json.loads(llmctl(users[PLAIN], "status", "--json", env=live_bus.env()).stdout)
     assert set(data) == {"version", "started_at", "uptime_seconds", "queue_depth",
-                         "memory_budget", "models", "failed"}
+                         "memory_budget", "models", "failed", "declared"}
     assert data["failed"] == []
+    assert data["declared"] == []  # llmd.yaml declares no models here
 
 
 def test_a_plain_user_is_denied_unload_with_its_own_exit_code(
