@@ -239,10 +239,14 @@ class Topology:
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._stack.callback(_stop, process)
         deadline = time.monotonic() + 30
-        while not self.stats_socket.exists():
+        while True:
             assert process.poll() is None, (self.workdir / "haproxy.log").read_text()
-            assert time.monotonic() < deadline, "haproxy did not start"
-            time.sleep(0.05)
+            try:
+                self.states()
+                return
+            except OSError:  # not bound, or bound and not yet listening
+                assert time.monotonic() < deadline, "haproxy did not start"
+                time.sleep(0.05)
 
     # --- hosts -----------------------------------------------------------------------------------
 
