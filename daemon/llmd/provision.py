@@ -56,14 +56,17 @@ class Provisioner:
         return None
 
     async def run(self) -> None:
-        """Provision each declared model in order; never raises (problems are in ``models``)."""
-        for d in self.models:
-            try:
-                await self._provision(d)
-            except PinMismatch as exc:
-                self._failed(d, "pin mismatch", str(exc))
-            except LlmdError as exc:
-                self._failed(d, "failed", str(exc))
+        """Provision every declared model; never raises (problems are in ``models``)."""
+        # side by side: a registry that is down must not hold back a model from another one
+        await asyncio.gather(*(self._run_one(d) for d in self.models))
+
+    async def _run_one(self, d: Declared) -> None:
+        try:
+            await self._provision(d)
+        except PinMismatch as exc:
+            self._failed(d, "pin mismatch", str(exc))
+        except LlmdError as exc:
+            self._failed(d, "failed", str(exc))
 
     async def _provision(self, d: Declared) -> None:
         name = ModelName.parse(d.model.name)

@@ -29,11 +29,19 @@ LOAD_MAX_REQUESTS = 400
 
 
 @pytest.fixture(scope="module")
-def topo(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Iterator[Topology]:
+def network(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Iterator[Topology]:
+    """The namespaces, the registry and HAProxy; no host started yet."""
     with topology(tmp_path_factory.mktemp("scaleout"), gguf_path) as t:
-        t.start_hosts()
-        t.wait_in_pool(HOSTS)
         yield t
+
+
+@pytest.fixture(scope="module")
+def topo(network: Topology) -> Topology:
+    """All three hosts in the pool."""
+    if any(h.process is None for h in network.hosts.values()):
+        network.start_hosts()
+    network.wait_in_pool(HOSTS)
+    return network
 
 
 @dataclass
@@ -135,6 +143,14 @@ def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, what
         time.sleep(0.1)
+
+
+def test_with_no_host_ready_haproxy_answers_a_json_503_with_retry_after(network: Topology) -> None:
+    answer = httpx.post(f"{network.url}/api/chat", json={"model": MODEL_A, "messages": []},
+                        timeout=CLIENT_TIMEOUT)
+    assert answer.status_code == 503
+    assert answer.json() == {"error": "no llmd host is ready"}
+    assert answer.headers["retry-after"] == "5"
 
 
 def test_each_model_stays_on_one_host_and_a_second_model_on_another(topo: Topology) -> None:
