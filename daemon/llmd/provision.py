@@ -45,6 +45,8 @@ class Provisioner:
         self._config = config
         self._store = store
         self._scheduler = scheduler
+        # one for all: declared models sharing a blob share its download
+        self._transfers = Transfers(store)
         self.models = [Declared(d) for d in config.declared_models]
 
     def not_ready(self) -> str | None:
@@ -67,6 +69,8 @@ class Provisioner:
             self._failed(d, "pin mismatch", str(exc))
         except LlmdError as exc:
             self._failed(d, "failed", str(exc))
+        except OSError as exc:  # the store's disk: full, read-only, removed under us
+            self._failed(d, "failed", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
     async def _provision(self, d: Declared) -> None:
         name = ModelName.parse(d.model.name)
@@ -99,11 +103,10 @@ class Provisioner:
 
     async def _pull(self, d: Declared, name: ModelName) -> None:
         target = Target(name, name.tag, insecure=d.model.insecure, pin=d.model.pin)
-        transfers = Transfers(self._store)
         pause = RETRY_FIRST
         while True:
             try:
-                async for _ in transfers.pull(target):
+                async for _ in self._transfers.pull(target):
                     pass
                 return
             except RegistryError as exc:

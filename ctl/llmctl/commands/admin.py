@@ -79,10 +79,6 @@ def _retry(retry_at: int) -> str:
 
 
 def _done(args: argparse.Namespace, text: str, **fields: Any) -> None:
-    declared = [
-        {"name": n, "state": st, **({"problem": problem} if problem else {})}
-        for n, st, problem in props.get("declared_models", [])
-    ]
     if args.json:
         print(json.dumps({"status": "success", **fields}))
     else:
