@@ -7,6 +7,7 @@ but the last, which takes one out for good.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,10 @@ class Clients:
             http_client=httpx.Client(timeout=CLIENT_TIMEOUT, event_hooks=hooks),
         )
 
+    def close(self) -> None:
+        self.ollama._client.close()
+        self.openai.close()
+
     def request(self, model: str, n: int) -> Outcome:
         """The n-th request of a worker: ollama or openai, streamed or not, by turns."""
         client = ("ollama", "openai")[n % 2]
@@ -103,15 +108,15 @@ class Load:
                          for i in range(WORKERS)]
 
     def _work(self, url: str, model: str, worker: int) -> None:
-        clients = Clients(url)
-        n = worker
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            outcome = clients.request(model, n)
-            n += 1
-            with self._lock:
-                self.outcomes.append(outcome)
-                if len(self.outcomes) >= LOAD_MAX_REQUESTS:
-                    return
+        with contextlib.closing(Clients(url)) as clients:
+            n = worker
+            while not self._stop.is_set() and time.monotonic() < self._deadline:
+                outcome = clients.request(model, n)
+                n += 1
+                with self._lock:
+                    self.outcomes.append(outcome)
+                    if len(self.outcomes) >= LOAD_MAX_REQUESTS:
+                        return
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -153,8 +158,11 @@ def test_with_no_host_ready_haproxy_answers_a_json_503_with_retry_after(network:
     assert answer.headers["retry-after"] == "5"
 
 
-def test_each_model_stays_on_one_host_and_a_second_model_on_another(topo: Topology) -> None:
+def test_each_model_stays_on_one_host_and_a_second_model_on_another(
+    topo: Topology, request: pytest.FixtureRequest
+) -> None:
     clients = Clients(topo.url)
+    request.addfinalizer(clients.close)
     a_hosts = set()
     for n in range(4):
         outcome = clients.request(MODEL_A, n)
@@ -225,7 +233,9 @@ def test_a_rolling_restart_under_steady_load_fails_no_request(topo: Topology) ->
     assert all(topo.hosts[name].starts >= 2 for name in HOSTS)
 
 
-def test_a_host_whose_pin_mismatches_stays_out_of_the_pool(topo: Topology) -> None:
+def test_a_host_whose_pin_mismatches_stays_out_of_the_pool(
+    topo: Topology, request: pytest.FixtureRequest
+) -> None:
     host = topo.hosts["llmd3"]
     assert host.terminate() == 0
     topo.write_config(host, pin_a="sha256:" + "0" * 64)
@@ -233,6 +243,7 @@ def test_a_host_whose_pin_mismatches_stays_out_of_the_pool(topo: Topology) -> No
     until(lambda: "pin mismatch" in host.text().split("--- start")[-1], 120.0,
           "llmd3 did not report the pin mismatch")
     clients = Clients(topo.url)
+    request.addfinalizer(clients.close)
     for n in range(2 * len(MODELS_B)):  # over several check intervals, for every model
         model = (MODEL_A, *MODELS_B)[n % (1 + len(MODELS_B))]
         outcome = clients.request(model, n)
