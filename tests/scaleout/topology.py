@@ -38,6 +38,7 @@ from typing import Iterator
 
 import httpx
 import pytest
+from harness import terminate
 from llmd.store import ModelName, Store, create_from_modelfile
 from llmd.store.transfer import Target, Transfers
 from registry.registry_server import free_port, run_registry
@@ -115,13 +116,8 @@ class Host:
         self.process.wait(STOP_TIMEOUT)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process, STOP_TIMEOUT)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -200,7 +196,7 @@ class Topology:
         process = subprocess.Popen(
             ["ip", "netns", "exec", f"{self.prefix}-reg", shutil.which("docker-registry") or "",
              "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._stack.callback(_stop, process)
+        self._stack.callback(terminate, process, 10)
 
     async def _publish(self, source: Store, host: str) -> None:
         for names, system in (((MODEL_A,), "You are host A's model."),
@@ -237,7 +233,7 @@ class Topology:
         self._stack.callback(log.close)
         process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._stack.callback(_stop, process)
+        self._stack.callback(terminate, process, 10)
         deadline = time.monotonic() + 30
         while True:
             assert process.poll() is None, (self.workdir / "haproxy.log").read_text()
@@ -294,16 +290,6 @@ class Topology:
 
     def wait_in_pool(self, names: Iterator[str] | list[str] | tuple[str, ...]) -> None:
         self.wait_states({name: "UP" for name in names})
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def served_by(response: httpx.Response) -> str:
