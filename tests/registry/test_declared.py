@@ -59,7 +59,7 @@ def test_a_pinned_model_is_pulled_and_preloaded_before_the_host_is_ready(
         answer = server.http.post("/api/generate", json={
             "model": name, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}})
         assert answer.status_code == 200
-        assert answer.json()["load_duration"] < 100_000_000
+        assert answer.json().get("load_duration", 0) < 100_000_000  # omitted when 0
 
 
 def test_a_pin_the_registry_does_not_serve_keeps_the_host_not_ready_and_pulls_nothing(
