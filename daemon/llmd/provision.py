@@ -19,7 +19,7 @@ from typing import Any, Literal
 from llmd.config import Config, DeclaredModel
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
 from llmd.options import build_options
-from llmd.store import ModelName, Store
+from llmd.store import Model, ModelName, Store
 from llmd.store.registry import is_transient
 from llmd.store.transfer import Target, Transfers
 from llmd.system import messages
@@ -78,6 +78,7 @@ class Provisioner:
         if model is None:
             d.state = "pulling"
             await self._pull(d, name)
+            d.problem = ""  # an unreachable registry's, now that it answered
             model = await self._store.get(name)
         if d.model.preload and self._scheduler is not None:
             d.state = "loading"
@@ -89,7 +90,7 @@ class Provisioner:
         log.info("declared model ready", extra={"MODEL": d.model.name, "DIGEST": model.digest,
                                                 "PRELOADED": d.model.preload})
 
-    async def _present(self, name: ModelName, pin: str | None) -> Any:
+    async def _present(self, name: ModelName, pin: str | None) -> Model | None:
         """The stored model when it is there with the pinned manifest (any, unpinned)."""
         try:
             model = await self._store.get(name)
