@@ -16,10 +16,12 @@ export MODEL_GGUF
 
 # apt packages: build tools for llama-cpp-python and systemd-python, dbus for the
 # bus tests, systemd for systemd-analyze, docker-registry and htpasswd for the registry tests,
-# mmdebstrap and systemd-container (systemd-nspawn) for the end-to-end tests (tests/e2e).
+# mmdebstrap and systemd-container (systemd-nspawn) for the end-to-end tests (tests/e2e),
+# prometheus (and its promtool) for the monitoring tests (tests/monitoring), haproxy and
+# iproute2 (ip netns) for the several-hosts topology (tests/scaleout).
 APT_PACKAGES := build-essential cmake pkg-config libsystemd-dev python3-dev python3-venv \
                 dbus systemd curl util-linux docker-registry apache2-utils \
-                mmdebstrap systemd-container
+                mmdebstrap systemd-container prometheus haproxy iproute2
 
 .PHONY: run test deps model clean
 

@@ -1,7 +1,7 @@
 """llmd against llama.cpp's own llama-server, side by side, on the same GGUF and llama.cpp.
 
     .venv/bin/python bench/compare.py [--quick] [--threads N] [--parallel N] [--ctx N]
-                                      [--tokens N] [--repeat N] [--model GGUF]
+                                      [--tokens N] [--repeat N] [--model GGUF] [--against YAML]
 
 (``make bench BENCH_ARGS="--quick"`` builds what is missing first.) Both servers get the same
 threads, parallel slots and per-slot context, and are driven by the same streaming
@@ -10,7 +10,8 @@ on llama-server and then at once on llmd, so a shared machine's load shifts both
 are stopped for the cold starts, and ``llama-batched-bench`` gives the no-server ceiling.
 
 Prints one markdown table (llmd, llama-server, llmd/llama-server, target) and writes it, with every
-raw sample as JSON, under ``.cache/bench/``.
+raw sample as JSON, under ``.cache/bench/``. ``--against 'metrics: false'`` measures llmd against
+itself with those llmd.yaml lines instead of against llama-server: the cost of a feature.
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ class Row:
         ]
 
 
-def render(rows: list[Row]) -> str:
-    head = ["metric", "llmd", "llama-server", "llmd / ref", "target"]
+def render(rows: list[Row], ref_name: str = "llama-server") -> str:
+    head = ["metric", "llmd", ref_name, "llmd / ref", "target"]
     table = [head] + [r.cells() for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(head))]
     lines = []
@@ -222,6 +223,12 @@ def main() -> int:
         default=servers.VENV_PYTHON,
         help="the Python that runs llmd (.venv's; /usr/lib/llmd/bin/python3 for the package's build)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="YAML",
+        help="instead of llama-server, a second llmd whose llmd.yaml adds these lines, "
+        "e.g. 'metrics: false' (no ceiling phase then)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench")
     args = parser.parse_args()
     if not args.skip <= {"cold", "ceiling"}:
@@ -243,7 +250,10 @@ def main() -> int:
     if not levels:
         parser.error("--levels: no level at or below --parallel")
     settings = servers.Settings(gguf, threads, args.parallel, args.ctx)
-    binaries = reference_bin()
+    ref_name = "llama-server" if args.against is None else f"llmd ({args.against})"
+    if args.against is not None:
+        args.skip.add("ceiling")  # llama-batched-bench is the reference build's
+    binaries = reference_bin() if args.against is None else Path()
     info = machine()
     print(
         f"bench: {info['cpu']}, {info['physical_cores']} cores, {info['ram_gib']} GiB; "
@@ -267,7 +277,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="llmd-bench-"))
     try:
         results, s_tg = measure(
-            settings, binaries, workdir, levels, tokens, repeat, samples, args.skip, args.llmd_python
+            settings, binaries, workdir, levels, tokens, repeat, samples, args.skip, args.llmd_python,
+            args.against,
         )
     except (servers.ServerFailed, RuntimeError, httpx.HTTPError, OSError) as exc:
         print(f"bench: {exc}\nbench: server logs kept in {workdir}", file=sys.stderr)
@@ -279,10 +290,10 @@ def main() -> int:
     raw["results"] = results
     info["loadavg_end"] = os.getloadavg()[0]
 
-    table = render(rows(results, s_tg, levels, tokens))
+    table = render(rows(results, s_tg, levels, tokens), ref_name)
     print(header(raw) + table)
     save(args.out, header(raw) + table, raw)
-    for key, name in (("llmd", "llmd"), ("ref", "llama-server")):
+    for key, name in (("llmd", "llmd"), ("ref", ref_name)):
         short = [t for n in levels for t in results[key][f"clients_{n}"]["tokens"] if t < tokens]
         if short:
             # Rates stay per generated token, but shorter generations spend a larger share of
@@ -315,9 +326,12 @@ def measure(
     samples: int,
     skip: set[str],
     llmd_python: Path,
+    against: str | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[int, float]]:
     """Every measurement: both servers warm, then cold starts, then the batched-bench ceiling."""
-    ref = servers.LlamaServer(binaries / "llama-server", settings, workdir)
+    ref: Any = servers.LlamaServer(binaries / "llama-server", settings, workdir)
+    if against is not None:
+        ref = servers.Llmd(settings, workdir / "against", llmd_python, extra_config=against)
     llmd = servers.Llmd(settings, workdir, llmd_python)
     both = (("ref", ref), ("llmd", llmd))
     results: dict[str, dict[str, Any]] = {"ref": {}, "llmd": {}}
@@ -368,7 +382,11 @@ def measure(
     results["ref"]["cold"], results["llmd"]["cold"] = [], []
     for _ in range(0 if "cold" in skip else repeat):
         print("bench: cold start", file=sys.stderr, flush=True)
-        results["ref"]["cold"].append(cold_reference(binaries, settings, workdir))
+        results["ref"]["cold"].append(
+            cold_reference(binaries, settings, workdir)
+            if against is None
+            else cold_llmd(settings, workdir / "against", llmd_python, against)
+        )
         results["llmd"]["cold"].append(cold_llmd(settings, workdir, llmd_python))
 
     if "ceiling" in skip:
@@ -391,10 +409,12 @@ def cold_reference(binaries: Path, settings: servers.Settings, workdir: Path) ->
         server.stop()
 
 
-def cold_llmd(settings: servers.Settings, workdir: Path, python: Path) -> float:
+def cold_llmd(
+    settings: servers.Settings, workdir: Path, python: Path, extra_config: str = ""
+) -> float:
     """llmd behind a listening socket: from the connection (which starts llmd) to the first
     token, with the model load in between, as with llmd.socket."""
-    server = servers.Llmd(settings, workdir, python)
+    server = servers.Llmd(settings, workdir, python, extra_config)
     try:
         server.socket_activated()
         stream = asyncio.run(first_token(server))

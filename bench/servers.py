@@ -145,9 +145,12 @@ class LlamaServer:
 class Llmd:
     name = "llmd"
 
-    def __init__(self, settings: Settings, workdir: Path, python: Path = VENV_PYTHON) -> None:
+    def __init__(
+        self, settings: Settings, workdir: Path, python: Path = VENV_PYTHON, extra_config: str = ""
+    ) -> None:
         self.settings = settings
         self.workdir = workdir
+        self.extra_config = extra_config  # llmd.yaml lines of a variant under test
         # another interpreter measures another build, e.g. the package's /usr/lib/llmd/bin/python3
         self.command = [str(python), "-m", "llmd"]
         self.models = workdir / "models"
@@ -172,7 +175,8 @@ class Llmd:
     def prepare(self) -> None:
         """Write the config, and import the model into the private store (once per workdir)."""
         s = self.settings
-        self.config.write_text(f"num_threads: {s.threads}\nkeep_alive: -1\n")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(f"num_threads: {s.threads}\nkeep_alive: -1\n{self.extra_config}\n")
         if (self.models / "manifests").exists():
             return
         # A Modelfile of our own: conf/smollm2.Modelfile sets num_ctx and temperature, which would

@@ -79,3 +79,8 @@ mkdir -p "$dest/usr/share/llmd"
     echo "#   llmctl create smollm2:135m -f /usr/share/llmd/smollm2.Modelfile"
     sed -e '/^#/d' -e 's|^FROM .*|FROM ~/SmolLM2-135M-Instruct.Q4_1.gguf|' "$src/conf/smollm2.Modelfile"
 } > "$dest/usr/share/llmd/smollm2.Modelfile"
+
+# The Prometheus scrape job, alert rules and Grafana dashboard (README.md, "Monitoring")
+mkdir -p "$dest/usr/share/llmd/monitoring"
+cp "$src"/conf/monitoring/prometheus-scrape.yml "$src"/conf/monitoring/llmd-alerts.yml \
+    "$src"/conf/monitoring/grafana-dashboard.json "$dest/usr/share/llmd/monitoring/"

@@ -80,6 +80,16 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, and SIGKILL if the process has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def client_env(url_host: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
     env["OLLAMA_HOST"] = url_host

@@ -145,12 +145,30 @@ def _default_models_dir() -> Path:
     return Path.home() / ".ollama" / "models"
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredModel:
+    """One entry of the YAML ``models:`` list: a model this host must have, maybe pinned."""
+
+    name: str                  # as a client names it; parsed into a ModelName by the store
+    pin: str | None = None     # "sha256:<hex>" of the manifest the registry must serve
+    preload: bool = False      # load at start; /ready waits for it
+    insecure: bool = False     # the registry speaks plain http
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}@{self.pin}" if self.pin else self.name
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Every setting of llmd. Durations are seconds; ``math.inf`` means forever, 0 disables."""
 
     host: HostAddress = field(default_factory=lambda: parse_host(""))
     models: Path = field(default_factory=_default_models_dir)
+    declared_models: tuple[DeclaredModel, ...] = ()
     keep_alive: float = 300.0
     max_loaded_models: int = 3
     num_parallel: int = 1
@@ -170,6 +188,7 @@ class Config:
     allow_unauthenticated_network: bool = False  # the only way to serve a network with auth: none
     keys_file: Path | None = None  # None: api-keys.json beside the models directory
     public_metrics: bool = False  # /metrics without a key, for a scraper that cannot send one
+    metrics: bool = True  # record and serve GET /metrics
     source: str = "defaults"
 
     @property
@@ -291,6 +310,36 @@ def _auth(value: Any) -> str:
     if text not in AUTH_POLICIES:
         raise ValueError(f"must be one of {', '.join(AUTH_POLICIES)}, got {value!r}")
     return text
+def _declared_model(item: Any) -> DeclaredModel:
+    entry = {"name": item} if isinstance(item, str) else item
+    if not isinstance(entry, dict):
+        raise ValueError("each entry must be a name or a mapping with name:")
+    unknown = sorted(set(entry) - {"name", "preload", "insecure"})
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r} (known: name, preload, insecure)")
+    text = entry.get("name")
+    if not isinstance(text, str) or not text.strip() or any(c.isspace() for c in text.strip()):
+        raise ValueError(f"name must be a model name such as smollm2:135m, got {text!r}")
+    name, at, pin = text.strip().partition("@")
+    if at and not _DIGEST.fullmatch(pin):
+        raise ValueError(f"{text.strip()}: a pin is @sha256: and 64 lower-case hex digits")
+    for flag in ("preload", "insecure"):
+        if not isinstance(entry.get(flag, False), bool):
+            raise ValueError(f"{name}: {flag} must be true or false")
+    return DeclaredModel(name, pin or None, entry.get("preload", False),
+                         entry.get("insecure", False))
+
+
+def _models(value: Any) -> Path | tuple[DeclaredModel, ...]:
+    """A string is the store's directory (OLLAMA_MODELS); a list declares the models to have."""
+    if not isinstance(value, list):
+        return _path(value)
+    declared = tuple(_declared_model(item) for item in value)
+    names = [d.name for d in declared]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"{name} is listed twice")
+    return declared
 
 
 def _host(value: Any) -> HostAddress:
@@ -304,7 +353,8 @@ def _context_length(value: Any) -> int:
 
 _KEYS: dict[str, Callable[[Any], Any]] = {
     "host": _host,
-    "models": _path,
+    "models": _models,
+    "models_dir": _path,  # the store's directory when models: is the list
     "keep_alive": _duration(allow_forever=True),
     "max_loaded_models": _int(0),
     "num_parallel": _int(1),
@@ -323,6 +373,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "allow_unauthenticated_network": _strict_bool,
     "keys_file": _path,
     "public_metrics": _strict_bool,
+    "metrics": _bool,
 }
 
 ENVIRONMENT: dict[str, str] = {
@@ -387,7 +438,16 @@ def load_config(
             if key not in _KEYS:
                 known = ", ".join(sorted(_KEYS))
                 raise ConfigError(str(path), str(key), f"unknown key (known keys: {known})")
-            values[key] = _convert(str(path), key, value)
+            converted = _convert(str(path), key, value)
+            if key == "models" and isinstance(converted, tuple):
+                values["declared_models"] = converted
+            elif key == "models_dir" or key == "models":
+                if "models" in values:
+                    raise ConfigError(str(path), key, "the store's directory is given twice "
+                                      "(models: a path, and models_dir:)")
+                values["models"] = converted
+            else:
+                values[key] = converted
         sources.append(str(path))
 
     for var, key in ENVIRONMENT.items():

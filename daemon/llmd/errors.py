@@ -195,6 +195,10 @@ class RegistryAuthError(RegistryError):
     pass
 
 
+class PinMismatch(RegistryError):
+    """The registry serves another manifest than the digest llmd.yaml pins."""
+
+
 class CorruptBlobs(LlmdError):
     pass
 

@@ -44,6 +44,7 @@ from llmd.errors import (
     RunnerError,
     RunnerLoadFailed,
 )
+from llmd.metrics import Metrics, ModelResidency, Residency
 from llmd.runner.cpu import CpuInfo
 from llmd.runner.handle import RunnerHandle, describe_exit, spawn_runner
 from llmd.runner.request import (
@@ -174,12 +175,19 @@ class Lease:
     """A request's hold on one slot of a loaded model; valid inside ``Scheduler.acquire``."""
 
     def __init__(
-        self, runner: _Runner, load_duration: int, answered: Callable[[_Runner], None]
+        self,
+        runner: _Runner,
+        load_duration: int,
+        answered: Callable[[_Runner], None],
+        metrics: Metrics,
+        since: float,
     ) -> None:
         self._runner = runner
         self._answered = answered
         self.model = runner.model
         self.load_duration = load_duration  # ns; 0 when the model was already loaded
+        self._metrics = metrics
+        self._since = since  # perf_counter() at admission
 
     @property
     def runner_pid(self) -> int:
@@ -190,19 +198,17 @@ class Lease:
         info = self._runner.handle.info
         return info.n_ctx if info else self._runner.load.num_ctx
 
-    def generate(self, req: CompletionRequest) -> AsyncIterator[CompletionEvent]:
-        events = self._runner.handle.generate(req)
-        if self._runner.answered:
-            return events
-        return self._first_answer(events)
-
-    async def _first_answer(
-        self, events: AsyncIterator[CompletionEvent]
-    ) -> AsyncIterator[CompletionEvent]:
-        # Only until this runner's first answer: that proves it survives a decode.
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
+    async def generate(self, req: CompletionRequest) -> AsyncIterator[CompletionEvent]:
+        timing = self._metrics.generation(_name(self.model), self._since)
+        async with contextlib.aclosing(self._runner.handle.generate(req)) as events:  # type: ignore[type-var]
             async for event in events:
+                # an answer from the runner proves it survives a decode (the crash-loop count)
                 self._answered(self._runner)
+                if isinstance(event, Completed):
+                    # the runner does not report prompt tokens reused from its KV cache yet
+                    timing.done(event.prompt_eval_count, event.eval_count, cached_tokens=0)
+                else:
+                    timing.token()
                 yield event
                 if isinstance(event, Completed):
                     return
@@ -215,6 +221,7 @@ class Lease:
             runner.size += memory.embedding_context(_metadata(runner.model), runner.load.num_ctx)
         result = await runner.handle.embed(inputs, truncate)
         self._answered(runner)
+        self._metrics.tokens(_name(self.model), result.prompt_eval_count)
         return result
 
     async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
@@ -231,8 +238,11 @@ class Scheduler:
         *,
         spawn: Spawn = spawn_runner,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
+        self.metrics = metrics or Metrics(config.metrics)
+        self.metrics.residency = self._residency
         self._spawn = spawn  # the process seam: tests and the daemon pass spawn_runner
         self._clock = clock
         self._runners: dict[str, _Runner] = {}
@@ -336,6 +346,16 @@ class Scheduler:
             for f in sorted(self._failures.values(), key=lambda f: -f.count)
         ]
 
+    def _residency(self) -> Residency:
+        """What /metrics reports of residency, read when scraped."""
+        models = []
+        for r in self._runners.values():
+            info = r.handle.info
+            cells = (info.n_ctx if info else r.load.num_ctx) * r.slots
+            models.append(ModelResidency(_name(r.model), r.size, r.slots, r.active, cells,
+                                         r.handle.kv_cells_used))
+        return Residency(tuple(models), self._waiting, self._config.max_queue, self._budget)
+
     async def close(self, drain_timeout: float | None = None) -> None:
         """Refuse new requests, let running ones finish up to the deadline, stop every runner."""
         self._closed = True
@@ -360,6 +380,7 @@ class Scheduler:
         if self._closed:
             raise RunnerError("the server is shutting down")
         if self._waiting >= self._config.max_queue:
+            self.metrics.rejected("queue_full")
             raise QueueFull()
         self._waiting += 1
 
@@ -367,6 +388,7 @@ class Scheduler:
     async def _acquire(
         self, model: Model, load: LoadOptions, keep_alive: float | None
     ) -> AsyncIterator[Lease]:
+        since = time.perf_counter()
         self._admit()
         try:
             for attempt in range(2):
@@ -385,8 +407,9 @@ class Scheduler:
                     raise
         finally:
             self._waiting -= 1
+        self.metrics.queued(_name(model), time.perf_counter() - since)
         try:
-            yield Lease(runner, load_ns, self._answered)
+            yield Lease(runner, load_ns, self._answered, self.metrics, since)
         finally:
             runner.give_slot()
             self._release(runner)
@@ -463,6 +486,9 @@ class Scheduler:
         self._runners[model.model_digest] = runner
         handle.on_exit(lambda _: self._on_exit(runner))
         runner.refcount = 1
+        self.metrics.model_loaded(_name(model), load_ns / 1e9)
+        if handle.info is not None and handle.info.cpu is not None:
+            self.metrics.build_info(cpu_variant=handle.info.cpu.variant)
         log.info(
             "model loaded",
             extra={
@@ -560,6 +586,7 @@ class Scheduler:
             del self._runners[runner.model.model_digest]
         runner.fail_waiters(RunnerError("the model was unloaded"))
         await runner.handle.close(_UNLOAD_GRACE)
+        self.metrics.model_unloaded(_name(runner.model), reason)
         evicted = reason == "evicted"
         log.info(
             "model evicted" if evicted else "model unloaded",
@@ -610,6 +637,7 @@ class Scheduler:
             # The cool-down is over: the next runner gets one chance, a crash starts a longer one.
             failures.retry_at, failures.retry_wall = 0.0, None
             return
+        self.metrics.rejected("cooling_down")
         raise ModelCoolingDown(
             f"model '{failures.name}' is not started: its runner crashed {failures.count} times "
             f"in a row (llama runner process has terminated: {failures.status}); next try in "
@@ -635,6 +663,7 @@ class Scheduler:
         count: bool = True,
     ) -> None:
         """One journal record per crash; a crash before any answer counts towards a cool-down."""
+        self.metrics.runner_crashed(_name(model), _signal_name(status))
         failures = self._failures.setdefault(model.model_digest, _Failures(_name(model)))
         cooldown = 0.0
         if count:

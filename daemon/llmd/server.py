@@ -11,9 +11,11 @@ the configuration on SIGHUP (and for D-Bus ``ReloadConfig``) and exits when idle
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import importlib.util
 import inspect
 import logging
@@ -32,6 +34,8 @@ from llmd.api.exposure import check_exposure, network_addresses
 from llmd.config import Config, load_config
 from llmd.errors import ConfigError, LlmdError
 from llmd.keys import KeyStore
+from llmd.metrics import Metrics
+from llmd.provision import Provisioner
 from llmd.store import Store
 from llmd.system import activation, journal
 from llmd.system.reload import Reloader
@@ -87,13 +91,13 @@ def open_store(config: Config) -> Store:
         raise ConfigError(source, "models", f"{config.models}: {problem}") from None
 
 
-def make_scheduler(config: Config, store: Store) -> Any:
+def make_scheduler(config: Config, store: Store, metrics: Metrics | None = None) -> Any:
     """The scheduler when ``llmd.scheduler`` exists; None serves the store alone."""
     if importlib.util.find_spec("llmd.scheduler") is None:
         return None
     from llmd.scheduler import Scheduler  # type: ignore[import-not-found,unused-ignore]
 
-    return Scheduler(config)
+    return Scheduler(config, metrics=metrics)
 
 
 async def _maybe_await(result: object) -> None:
@@ -135,14 +139,13 @@ def default_middleware(config: Config) -> list[Middleware]:
 
 
 def _bus_manager(
-    state: AppState, reload: Callable[[], Any] | None
+    state: AppState, reload: Callable[[], Any] | None, provisioner: Provisioner | None
 ) -> contextlib.AbstractAsyncContextManager[Any]:
     """org.llmd.Manager1 on the system bus while serving; only a warning when there is no bus."""
     from llmd.bus.service import export_manager
 
-    return export_manager(
-        state.config, state.store, state.scheduler, reload=reload, keys=state.keys
-    )
+    return export_manager(state.config, state.store, state.scheduler, reload=reload,
+                          keys=state.keys, provisioner=provisioner)
 
 
 def open_keys(config: Config) -> KeyStore:
@@ -152,10 +155,26 @@ def open_keys(config: Config) -> KeyStore:
     return keys
 
 
+@contextlib.asynccontextmanager
+async def _provisioning(provisioner: Provisioner | None) -> AsyncIterator[None]:
+    """Pull and preload the declared models in the background while the app serves."""
+    if provisioner is None:
+        yield
+        return
+    task = asyncio.create_task(provisioner.run(), name="llmd-provision")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def apply_config(app: Starlette, config: Config) -> None:
     """Put a reloaded Config in effect: the app's holder, the scheduler, CORS origins, log level."""
     app.state.config = config
     app.state.llmd = dataclasses.replace(app.state.llmd, config=config)
+    app.state.metrics.enabled = config.metrics
     scheduler = app.state.scheduler
     if scheduler is not None and hasattr(scheduler, "reconfigure"):
         scheduler.reconfigure(config)
@@ -187,13 +206,16 @@ def build_server_app(
     # Innermost, and not in default_middleware: a reload rebuilds those, while this one keeps its
     # requests-in-flight counts per key (and it reads the policy from app.state.config anyway).
     middleware = [*middleware, Middleware(AuthMiddleware, keys=keys, config=config)]
-    state = AppState(
-        config=config, store=store, scheduler=make_scheduler(config, store), keys=keys
-    )
+    metrics = Metrics(config.metrics)
+    scheduler = make_scheduler(config, store, metrics)
+    provisioner = Provisioner(config, store, scheduler) if config.declared_models else None
+    state = AppState(config=config, store=store, scheduler=scheduler, metrics=metrics, keys=keys,
+                     not_ready=provisioner.not_ready if provisioner else lambda: None)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _run_scheduler(state.scheduler), _bus_manager(state, reload) as manager:
+        async with (_run_scheduler(state.scheduler), _provisioning(provisioner),
+                    _bus_manager(state, reload, provisioner) as manager):
             # a SIGHUP reload reaches the bus object through apply_config
             app.state.bus_manager = manager
             if lifespan is None:
@@ -215,6 +237,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_ready = on_ready
         self._service = service
+        self._draining = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -222,6 +245,21 @@ class _Server(uvicorn.Server):
             self._service.started(self)
         if self.started and self._on_ready is not None:
             self._on_ready()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        # The first SIGTERM/SIGINT drains before uvicorn stops accepting: /ready turns 503 while
+        # the requests in flight finish, so a load balancer can notice. A second one, or one
+        # before start-up completed, is uvicorn's: stop accepting and finish now.
+        if self._service is None or not self.started or self.should_exit or self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self._service.drain(functools.partial(self._drained, sig, frame))
+
+    def _drained(self, sig: int, frame: Any, left: float) -> None:
+        # uvicorn's own graceful wait gets what is left of drain_timeout, not all of it again
+        self.config.timeout_graceful_shutdown = math.ceil(left)
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._service is not None:
@@ -252,6 +290,7 @@ async def serve(
     service = ServiceManager(reloader)
     app = build_server_app(config, middleware=middleware, lifespan=lifespan, reload=service.reload)
     service.scheduler = app.state.scheduler
+    service.traffic = app.state.traffic
     reloader.on_reload(lambda new: apply_config(app, new))
     activated = False
     if sockets is None:

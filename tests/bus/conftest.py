@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from harness import terminate
 from bus.buslib import SystemBus, User, import_smollm2, root_users, shared_tempdir, start_bus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,9 +73,4 @@ def manager(
     try:
         yield str(log)
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)

@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from llmd.config import load_config
+from llmd.provision import Provisioner
 from llmd.scheduler import Scheduler
 from llmd.store import Store
 
 
 def components(models: Path) -> tuple[Any, Any, Any]:
     empty = models.parent / "llmd.yaml"
-    empty.write_text("")
+    # LLMD_TEST_CONFIG: YAML for the daemon (a models: list, say); none by default
+    empty.write_text(os.environ.get("LLMD_TEST_CONFIG", ""))
     config = load_config(empty, {"OLLAMA_MODELS": str(models), "OLLAMA_KEEP_ALIVE": "5m"})
     return config, Store(config.models), Scheduler(config)
 
@@ -38,7 +41,12 @@ async def main(models: Path) -> None:
         if hasattr(scheduler, "start"):
             await scheduler.start()
             stack.push_async_callback(scheduler.close)
-        service = await stack.enter_async_context(export_manager(config, store, scheduler))
+        provisioner = Provisioner(config, store, scheduler) if config.declared_models else None
+        service = await stack.enter_async_context(
+            export_manager(config, store, scheduler, provisioner=provisioner))
+        if provisioner is not None:
+            task = asyncio.create_task(provisioner.run())
+            stack.callback(task.cancel)
         print("ready" if service is not None else "no-bus", flush=True)
         await stop.wait()
 

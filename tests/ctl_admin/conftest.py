@@ -72,3 +72,17 @@ def live_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator
 def crashing_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator[SystemBus]:
     """The same, but every runner dies of SIGSEGV while loading (the runner's test hook)."""
     yield from _live(workdir / "crashing", users, gguf_path, {"LLMD_RUNNER_FAULT": "load"})
+
+
+@pytest.fixture(scope="module")
+def declaring_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator[SystemBus]:
+    """The same, with llmd.yaml declaring a model its store has, one on a registry that refuses
+    connections, and one whose name is not valid."""
+    config = (
+        "models:\n"
+        "  - smollm2:135m\n"
+        "  - name: 127.0.0.1:9/team/absent:v1@sha256:" + "0" * 64 + "\n"
+        "    insecure: true\n"
+        "  - name: -bad\n"
+    )
+    yield from _live(workdir / "declaring", users, gguf_path, {"LLMD_TEST_CONFIG": config})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Mapping
 
 from bus.buslib import MEMBER, PLAIN, SystemBus, User
@@ -58,8 +59,31 @@ def test_a_plain_user_reads_the_status_as_text_and_json(
     assert "Memory budget:" in out.stdout
     data = json.loads(llmctl(users[PLAIN], "status", "--json", env=live_bus.env()).stdout)
     assert set(data) == {"version", "started_at", "uptime_seconds", "queue_depth",
-                         "memory_budget", "models", "failed"}
+                         "memory_budget", "models", "failed", "declared"}
     assert data["failed"] == []
+    assert data["declared"] == []  # llmd.yaml declares no models here
+
+
+def test_status_shows_how_far_each_declared_model_is(
+    declaring_bus: SystemBus, users: dict[str, User]
+) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        out = llmctl(users[PLAIN], "status", "--json", env=declaring_bus.env())
+        assert out.returncode == 0, out.stderr
+        declared = {d["name"]: d for d in json.loads(out.stdout)["declared"]}
+        if declared["smollm2:135m"]["state"] == "ready" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert declared["smollm2:135m"] == {"name": "smollm2:135m", "state": "ready"}
+    absent = declared["127.0.0.1:9/team/absent:v1@sha256:" + "0" * 64]
+    assert absent["state"] == "pulling"  # retried: a registry may come up after its hosts
+    assert "connect" in absent["problem"].lower()
+    assert declared["-bad"]["state"] == "failed"
+    assert "invalid model name" in declared["-bad"]["problem"]
+    text = llmctl(users[PLAIN], "status", env=declaring_bus.env()).stdout
+    assert "DECLARED (llmd.yaml)" in text
+    assert "This host stays not ready (/ready 503)" in text
 
 
 def test_a_plain_user_is_denied_unload_with_its_own_exit_code(

@@ -72,3 +72,11 @@ def test_maintainer_scripts_are_valid_shell_with_the_debhelper_token() -> None:
         subprocess.run(["sh", "-n", str(script)], check=True)
     for name in ("wheelhouse.sh", "install-venv.sh", "llama-wheel.sh"):
         subprocess.run(["sh", "-n", str(ROOT / "packaging" / name)], check=True)
+
+
+def test_the_monitoring_files_the_packages_ship_exist() -> None:
+    script = (ROOT / "packaging/install-venv.sh").read_text()
+    shipped = re.findall(r'"\$src"/(conf/monitoring/\S+)', script)
+    assert shipped
+    for source in shipped:
+        assert (ROOT / source).is_file(), source

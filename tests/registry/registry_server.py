@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from harness import terminate
 
 START_TIMEOUT = 30.0
 
@@ -93,12 +94,7 @@ def run_registry(workdir: Path, users: Mapping[str, str] | None = None) -> Itera
                 time.sleep(0.05)
         yield reg
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 10)
         log.close()
 
 

@@ -14,7 +14,7 @@ class Clock:
 
 
 def _quiet(requests: int = 0) -> Activity:
-    return Activity(connections=0, requests_seen=requests, loaded_models=0, queued=0)
+    return Activity(in_flight=0, requests_seen=requests, loaded_models=0, queued=0)
 
 
 def test_nothing_happening_for_the_whole_timeout_means_exit() -> None:
@@ -27,7 +27,7 @@ def test_nothing_happening_for_the_whole_timeout_means_exit() -> None:
     assert idle.observe(_quiet())
 
 
-def test_a_loaded_model_an_open_connection_or_a_queued_request_keeps_it_running() -> None:
+def test_a_loaded_model_a_request_in_flight_or_a_queued_request_keeps_it_running() -> None:
     for busy in (Activity(1, 0, 0, 0), Activity(0, 0, 1, 0), Activity(0, 0, 0, 1)):
         clock = Clock()
         idle = IdleTracker(10, clock)

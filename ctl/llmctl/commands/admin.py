@@ -99,6 +99,10 @@ def status(args: argparse.Namespace, client: Client) -> None:
         {"name": n, "failures": count, "retry_at": _iso(retry) if retry else None, "status": st}
         for n, count, retry, st in props.get("failed_models", [])
     ]
+    declared = [
+        {"name": n, "state": st, **({"problem": problem} if problem else {})}
+        for n, st, problem in props.get("declared_models", [])
+    ]
     if args.json:
         print(json.dumps({
             "version": props["version"],
@@ -108,6 +112,7 @@ def status(args: argparse.Namespace, client: Client) -> None:
             "memory_budget": props["memory_budget"],
             "models": models,
             "failed": failed,
+            "declared": declared,
         }, indent=2))
         return
     up = human_time(datetime.fromtimestamp(started, timezone.utc)).removesuffix(" ago").lower()
@@ -131,6 +136,13 @@ def status(args: argparse.Namespace, client: Client) -> None:
         print(table(["FAILED", "LAST EXIT", "RETRY"], rows))
         print(f"See journalctl -u llmd MESSAGE_ID={messages.RUNNER_CRASHED}; "
               "`llmctl load NAME` retries now.")
+    if declared:
+        print()
+        rows = [[d["name"], d["state"], d.get("problem", "")] for d in declared]
+        print(table(["DECLARED (llmd.yaml)", "STATE", "PROBLEM"], rows))
+        if any(d["state"] in ("failed", "pin mismatch") for d in declared):
+            print("This host stays not ready (/ready 503) until every declared model is ready; "
+                  f"see journalctl -u llmd MESSAGE_ID={messages.DECLARED_MODEL_FAILED}.")
 
 
 def load(args: argparse.Namespace, client: Client) -> None:

@@ -3,15 +3,16 @@
 Plugging in: an API module exposes ``routes: list[BaseRoute]`` and is listed in ROUTE_MODULES
 (missing modules are skipped, so the app works while they are being written); middleware
 (CORS, Host check) is passed to ``build_app``. Handlers read ``request.app.state.config``,
-``.store`` and ``.scheduler``; nothing is a module global.
+``.store``, ``.scheduler``, ``.metrics`` and ``.traffic``; nothing is a module global.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
@@ -22,8 +23,11 @@ from starlette.routing import BaseRoute, Route
 
 import llmd
 from llmd.api.errors import EXCEPTION_HANDLERS, OllamaJSONResponse
+from llmd.api.probes import MetricsMiddleware
 from llmd.config import Config
+from llmd.metrics import Metrics
 from llmd.store import Store
+from llmd.system.traffic import Traffic, TrafficMiddleware
 
 # Order matters only where paths overlap; none of these do.
 ROUTE_MODULES: tuple[str, ...] = (
@@ -34,6 +38,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "llmd.api.anthropic",
     "llmd.api.registry",
     "llmd.api.openapi",
+    "llmd.api.probes",
 )
 
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[Any]]
@@ -47,6 +52,10 @@ class AppState:
     store: Store
     scheduler: Any = None  # llmd.scheduler.Scheduler once it exists; None serves the store alone
     keys: Any = None  # llmd.keys.KeyStore, read by the auth middleware and the bus
+    metrics: Metrics | None = None  # None: the scheduler's, else a fresh one
+    traffic: Traffic = field(default_factory=Traffic)
+    # why this host must not take traffic beyond its phase and queue (None: nothing), for /ready
+    not_ready: Callable[[], str | None] = lambda: None
 
 
 async def root(request: Request) -> Response:
@@ -87,20 +96,29 @@ def build_app(
     """The ASGI app serving ``state``.
 
     ``lifespan`` wraps the app's life (start the scheduler, stop runners on shutdown); state is
-    set on ``app.state`` before it runs, so it may read it.
+    set on ``app.state`` before it runs, so it may read it. Once it has started, /ready says so.
     """
+    metrics = state.metrics or getattr(state.scheduler, "metrics", None) or Metrics(
+        state.config.metrics
+    )
+    state = dataclasses.replace(state, metrics=metrics)
+    metrics.in_flight = lambda: state.traffic.in_flight
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        if lifespan is None:
-            yield
-            return
-        async with lifespan(app):
+        async with contextlib.AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            state.traffic.phase = "serving"
             yield
 
+    observed = [
+        Middleware(TrafficMiddleware, traffic=state.traffic),
+        Middleware(MetricsMiddleware, metrics=metrics),
+    ]
     app = Starlette(
         routes=[*BASE_ROUTES, *module_routes(route_modules), *extra_routes],
-        middleware=list(middleware),
+        middleware=[*observed, *middleware],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=_lifespan,
     )
@@ -109,4 +127,6 @@ def build_app(
     app.state.store = state.store
     app.state.scheduler = state.scheduler
     app.state.keys = state.keys
+    app.state.metrics = metrics
+    app.state.traffic = state.traffic
     return app

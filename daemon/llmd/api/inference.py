@@ -150,6 +150,7 @@ async def chat(request: Request) -> Response:
 
 async def embed(request: Request) -> Response:
     req = parse_embed(await read_json(request))
+    annotate(request.state, model=req.model)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse({
         "model": req.model,
@@ -162,6 +163,7 @@ async def embed(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     req = parse_embeddings(await read_json(request))
+    annotate(request.state, model=req.model)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse({"embedding": list(result.vectors[0]) if result.vectors else []})
 

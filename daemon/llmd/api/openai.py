@@ -21,6 +21,7 @@ from llmd.api.streaming import collect, sse_response
 from llmd.errors import InvalidModelName, ModelNotFound
 from llmd.generation import ChatRequest, Output
 from llmd.store import ModelName
+from llmd.system.requestlog import annotate
 
 
 class _AnyTextConvertor(PathConvertor):
@@ -35,6 +36,7 @@ register_url_convertor("anytext", _AnyTextConvertor())
 async def _respond(converted: oa.OpenAIRequest, request: Request) -> Response:
     """Run the native request and answer as OpenAI does: one object, or an SSE stream."""
     native = converted.request
+    annotate(request.state, model=native.model)  # for the request record and its metrics
     is_chat = isinstance(native, ChatRequest)
     items = runs.chat(services(request), native) if is_chat else runs.generate(services(request), native)  # type: ignore[arg-type]
     if not converted.stream:
@@ -62,6 +64,7 @@ async def completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     req, encoding = oa.embed_request_from_openai(await read_json(request))
+    annotate(request.state, model=req.model)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse(
         oa.embeddings_response(req.model, result.vectors, result.prompt_eval_count, encoding)

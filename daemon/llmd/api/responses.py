@@ -18,10 +18,12 @@ from llmd.api.errors import OllamaJSONResponse, read_json
 from llmd.api.inference import services
 from llmd.api.streaming import collect, sse_event, sse_response
 from llmd.generation import Output
+from llmd.system.requestlog import annotate
 
 
 async def create_response(request: Request) -> Response:
     req = rc.responses_request(await read_json(request))
+    annotate(request.state, model=req.chat.model)  # for the request record and its metrics
     items = runs.chat(services(request), req.chat)
     if not req.stream:
         chunks, final = await collect(items)

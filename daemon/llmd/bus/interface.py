@@ -16,6 +16,8 @@ Structs (signatures):
     runner cpu    ``(sss)``   name, ggml CPU variant ("native", "icelake"...), features in use
     API key       ``(sastttu)`` name, scopes, created, expires (0 = never), last used (0 = never)
                   in unix seconds, max requests in flight (0 = no limit); never the key itself
+    declared model ``(sss)``  name as llmd.yaml's models: list gives it (pin included), state
+                              (pending, pulling, loading, ready, failed, pin mismatch), problem
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ StoredModel = tuple[str, str, int, int]
 FailedModel = tuple[str, int, int, str]
 RunnerCpu = tuple[str, str, str]
 KeyInfo = tuple[str, list[str], int, int, int, int]
+DeclaredModel = tuple[str, str, str]
 
 
 # --- errors: one class per name, ``org.llmd.Error.<Name>`` --------------------------------------
@@ -136,6 +139,11 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
     @dbus_property_async("a(sss)")
     def runner_cpus(self) -> list[RunnerCpu]:
         """What each loaded model's runner computes on."""
+        raise NotImplementedError
+
+    @dbus_property_async("a(sss)")
+    def declared_models(self) -> list[DeclaredModel]:
+        """The models llmd.yaml declares and how far each is: this host is ready once all are."""
         raise NotImplementedError
 
     @dbus_method_async(result_signature="a(sstt)", flags=DbusUnprivilegedFlag)

@@ -36,6 +36,7 @@ from llmd.bus.errors import reported_on_bus
 from llmd.bus.interface import (
     BUS_NAME,
     OBJECT_PATH,
+    DeclaredModel,
     FailedModel,
     KeyInfo,
     LoadedModel,
@@ -100,11 +101,13 @@ class ManagerService(Manager1):
         *,
         reload: Reload | None = None,
         keys: KeyStore | None = None,
+        provisioner: Any = None,
     ) -> None:
         super().__init__()
         self._config = config
         self._store = store
         self._keys = keys if keys is not None else KeyStore(config.api_keys_path)
+        self._provisioner = provisioner  # llmd.provision.Provisioner when models: is a list
         self._transfers: Transfers | None = None
         self._scheduler = scheduler
         self._reload = reload
@@ -151,6 +154,11 @@ class ManagerService(Manager1):
             for r in self._running
             if getattr(r, "cpu", None) is not None
         ]
+
+    @dbus_property_async_override()
+    def declared_models(self) -> list[DeclaredModel]:
+        declared = getattr(self._provisioner, "models", [])
+        return [(d.model.reference, d.state, d.problem) for d in declared]
 
     # --- reading methods ----------------------------------------------------------------
 
@@ -352,6 +360,7 @@ async def export_manager(
     *,
     reload: Reload | None = None,
     keys: KeyStore | None = None,
+    provisioner: Any = None,
     open_bus: Callable[[], SdBus] = sd_bus_open_system,
 ) -> AsyncIterator[ManagerService | None]:
     """Own ``org.llmd.Manager1`` on the system bus for the duration of the block."""
@@ -366,7 +375,9 @@ async def export_manager(
         )
         yield None
         return
-    service = ManagerService(config, store, scheduler, reload=reload, keys=keys)
+    service = ManagerService(
+        config, store, scheduler, reload=reload, keys=keys, provisioner=provisioner
+    )
     service.attach(bus)
     # Keep the handle: an exported object nobody references is garbage-collected and calls
     # then fail with "Unknown object".

@@ -80,6 +80,7 @@ class Runner:
         self._frames = protocol.FrameBuffer()
         self._out: list[bytes] = []
         self._embedder: Embedder | None = None
+        self._kv_cells_used = 0
         self.running = True
 
     def send(self, message: protocol.Message) -> None:
@@ -141,6 +142,10 @@ class Runner:
                 items.append([job_id, event.text])
         if items:
             self.send({"type": "deltas", "items": items})
+        used = self._engine.kv_cells_used
+        if used != self._kv_cells_used:
+            self._kv_cells_used = used
+            self.send({"type": "usage", "kv_cells_used": used})
 
     def _handle(self, message: protocol.Message) -> None:
         kind = message["type"]

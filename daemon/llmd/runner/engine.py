@@ -133,6 +133,10 @@ class Engine:
     # --- requests ------------------------------------------------------------------------------
 
     @property
+    def kv_cells_used(self) -> int:
+        return sum(len(s.cached) for s in self._slots)
+
+    @property
     def busy(self) -> bool:
         return bool(self._waiting) or any(s.job is not None for s in self._slots)
 

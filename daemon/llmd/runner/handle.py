@@ -153,6 +153,7 @@ class RunnerHandle:
         self._exited = asyncio.Event()
         self._on_exit: list[Callable[[RunnerHandle], None]] = []
         self.info: RunnerInfo | None = None
+        self.kv_cells_used = 0  # as the runner last reported, for /metrics
 
     @property
     def pid(self) -> int:
@@ -268,6 +269,9 @@ class RunnerHandle:
                 queue = self._pending.get(item[0])
                 if queue is not None:
                     queue.put_nowait(protocol.delta_from_item(item))
+            return
+        if kind == "usage":
+            self.kv_cells_used = int(message["kv_cells_used"])  # type: ignore[typeddict-item]
             return
         job_id = message.get("id")
         queue = self._pending.get(job_id) if isinstance(job_id, int) else None

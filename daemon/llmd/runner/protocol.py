@@ -6,7 +6,7 @@ single ``sendall``, and one ``deltas`` frame carries the text of every slot that
 so the cost per token stays a few bytes of JSON rather than a syscall and a frame per token.
 
     main → runner: completion, cancel, embed, tokenize, detokenize, shutdown
-    runner → main: loaded, deltas, done, embedding, tokens, text, error
+    runner → main: loaded, deltas, done, usage, embedding, tokens, text, error
 """
 
 from __future__ import annotations
@@ -91,6 +91,13 @@ class DoneMessage(TypedDict):
     stop_sequence: NotRequired[str]
 
 
+class UsageMessage(TypedDict):
+    """KV cells holding tokens, sent after a decode step that changed the count."""
+
+    type: Literal["usage"]
+    kv_cells_used: int
+
+
 class EmbeddingMessage(TypedDict):
     type: Literal["embedding"]
     id: int
@@ -129,6 +136,7 @@ Message = (
     | ShutdownMessage
     | DeltasMessage
     | DoneMessage
+    | UsageMessage
     | EmbeddingMessage
     | TokensMessage
     | TextMessage

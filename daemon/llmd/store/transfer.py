@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmd.errors import LlmdError, ModelNotFound, RegistryError
+from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
 from llmd.store.blobs import CHUNK, fsync_dir, temp_path
 from llmd.store.digest import parse_digest
 from llmd.store.manifest import Manifest, iter_manifests, write_manifest
@@ -65,6 +65,7 @@ class Target:
     reference: str  # the tag, or "sha256:<hex>" for a pull by digest
     insecure: bool = False
     credentials: Credentials | None = None
+    pin: str | None = None  # "sha256:<hex>" the manifest fetched by tag must have (llmd.yaml)
 
     @classmethod
     def parse(cls, text: str, *, insecure: bool = False, credentials: Credentials | None = None) -> Target:
@@ -221,10 +222,12 @@ class Transfers:
         yield Progress("pulling manifest")
         async with target.client() as client:
             data = await client.get_manifest(target.reference)
-        if target.reference.startswith("sha256:"):
-            actual = f"sha256:{hashlib.sha256(data).hexdigest()}"
-            if actual != target.reference:
-                raise RegistryError(f"pull model manifest: digest mismatch: want {target.reference}, got {actual}")
+        actual = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        if target.reference.startswith("sha256:") and actual != target.reference:
+            raise RegistryError(f"pull model manifest: digest mismatch: want {target.reference}, got {actual}")
+        if target.pin is not None and actual != target.pin:
+            raise PinMismatch(f"{target.name.short} is pinned to {target.pin}, but the registry's "
+                              f"manifest for it is {actual}")
         try:
             manifest = Manifest.from_bytes(data)
         except (ValueError, LlmdError) as exc:

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 class Activity:
     """One look at what keeps the daemon busy."""
 
-    connections: int     # open HTTP connections (uvicorn's server_state.connections)
-    requests_seen: int   # requests ever started (uvicorn's total_requests): catches short ones
+    in_flight: int       # HTTP requests being served, probes left out (llmd.system.traffic)
+    requests_seen: int   # requests ever started, probes left out: catches short ones
     loaded_models: int
     queued: int
 
     @property
     def busy(self) -> bool:
-        return bool(self.connections or self.loaded_models or self.queued)
+        return bool(self.in_flight or self.loaded_models or self.queued)
 
 
 class IdleTracker:

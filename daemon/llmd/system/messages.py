@@ -19,6 +19,7 @@ REQUEST = "d791442ff76845ddbb0ce1b36d693480"
 CONFIG_RELOAD_FAILED = "709dc25000da4234a685c259be182fd7"
 # an API key missing, wrong, expired or without the scope a route needs
 REQUEST_REFUSED = "a73badea29bd46f28c03a5c65e10eb99"
+DECLARED_MODEL_FAILED = "3c1f0e8a9d0b4b7e9b5f2d6a41c7e2f3"
 
 ALL: dict[str, str] = {
     name: value for name, value in globals().items() if name.isupper() and isinstance(value, str)

@@ -31,6 +31,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmd.system import messages
+from llmd.system.traffic import PROBES
 
 log = logging.getLogger("llmd.request")
 
@@ -125,4 +126,6 @@ class RequestLogMiddleware:
                 for attr, field in _TEXT_FIELDS:
                     if state.get(attr) is not None:
                         fields[field] = state[attr]
-            log.info("request", extra=fields)
+            # a load balancer's or Prometheus' every few seconds would drown the journal
+            level = logging.DEBUG if scope.get("path") in PROBES else logging.INFO
+            log.log(level, "request", extra=fields)

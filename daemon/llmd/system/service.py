@@ -4,11 +4,13 @@
 
     manager = ServiceManager(reloader, scheduler)
     ... manager.started(server)   once uvicorn accepts: READY=1, STATUS=, watchdog, SIGHUP, idle exit
+    ... manager.drain(finish)     on the first SIGTERM/SIGINT: /ready 503, STOPPING=1, then
+                                  ``finish(seconds left)`` once no request is in flight
     ... manager.stopping()        when shutdown begins: STOPPING=1, background tasks stopped
 
 and passes ``manager.reload`` to D-Bus, so ``ReloadConfig`` and SIGHUP do the same thing.
-SIGTERM/SIGINT stay uvicorn's: it stops accepting, waits for open requests up to
-``timeout_graceful_shutdown`` (config.drain_timeout), then the lifespan stops the runners.
+``finish`` hands over to uvicorn: it stops accepting, waits for what is still open up to the
+rest of config.drain_timeout, then the lifespan stops the runners.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from llmd.config import Config
@@ -25,22 +28,17 @@ from llmd.system import messages
 from llmd.system.idle import Activity, IdleTracker
 from llmd.system.notify import Notifier, ping_watchdog, status_line, watchdog_interval
 from llmd.system.reload import Reloader
+from llmd.system.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
 TICK = 0.5  # seconds between looks at the status line and idleness
 
 
-class _ServerState(Protocol):
-    connections: Any
-    total_requests: int
-
-
 class Server(Protocol):
     """What we use of ``uvicorn.Server``."""
 
     should_exit: bool
-    server_state: _ServerState
 
 
 class ServiceManager:
@@ -53,7 +51,9 @@ class ServiceManager:
         self.reloader = reloader
         self.scheduler = scheduler
         self.notifier = notifier or Notifier()
+        self.traffic = Traffic()  # serve() gives the app's
         self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._status = ""
         self._idle = IdleTracker(reloader.config.idle_exit)
@@ -68,7 +68,7 @@ class ServiceManager:
     def started(self, server: Server) -> None:
         """uvicorn is accepting: tell systemd, start the watchdog and housekeeping, catch SIGHUP."""
         self._server = server
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # signals can only be handled on the main thread's loop; elsewhere (tests) no reload
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -96,6 +96,26 @@ class ServiceManager:
             task.cancel()
         self._tasks.clear()
 
+    def drain(self, finish: Callable[[float], None]) -> None:
+        """SIGTERM: report draining on /ready until the requests in flight are done (at most
+        drain_timeout), then ``finish(seconds of drain_timeout left)``. Called from a signal
+        handler, so it only schedules the work on the loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._drain, finish)
+
+    def _drain(self, finish: Callable[[float], None]) -> None:
+        self.traffic.phase = "draining"
+        self.stopping("draining")
+        self._spawn(self._drain_then(finish), "llmd-drain")
+
+    async def _drain_then(self, finish: Callable[[float], None]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self.traffic.quiet()
+        finish(max(0.0, deadline - loop.time()))
+
     async def reload(self) -> Config:
         """RELOADING=1, re-read and apply the configuration, READY=1; ConfigError if invalid."""
         self.notifier.reloading()
@@ -120,15 +140,15 @@ class ServiceManager:
         self._idle.timeout = config.idle_exit
 
     def _activity(self) -> Activity:
-        assert self._server is not None
-        state = self._server.server_state
         loaded = queued = 0
         if self.scheduler is not None:
             loaded = len(self.scheduler.running())
             queued = int(self.scheduler.queue_depth)
+        # the app's count, not uvicorn's connections: probes on a keep-alive connection are not
+        # activity
         return Activity(
-            connections=len(state.connections),
-            requests_seen=state.total_requests,
+            in_flight=self.traffic.in_flight,
+            requests_seen=self.traffic.seen,
             loaded_models=loaded,
             queued=queued,
         )
