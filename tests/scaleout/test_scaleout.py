@@ -58,16 +58,17 @@ class Outcome:
 class Clients:
     """One ollama and one openai client, remembering which host answered the last request."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str) -> None:
         self.host = ""
 
         def seen(response: httpx.Response) -> None:
             self.host = served_by(response)
 
         hooks = {"response": [seen]}
-        self.ollama = ollama.Client(host=url, timeout=CLIENT_TIMEOUT, event_hooks=hooks)
+        self.ollama = ollama.Client(host=url, timeout=CLIENT_TIMEOUT, event_hooks=hooks,
+                                    headers={"Authorization": f"Bearer {key}"})
         self.openai = openai.OpenAI(
-            base_url=f"{url}/v1", api_key="unused", max_retries=0,  # a retry would hide a failure
+            base_url=f"{url}/v1", api_key=key, max_retries=0,  # a retry would hide a failure
             http_client=httpx.Client(timeout=CLIENT_TIMEOUT, event_hooks=hooks),
         )
 
@@ -99,16 +100,16 @@ class Clients:
 class Load:
     """WORKERS threads sending requests back to back until stopped (bounded in count and time)."""
 
-    def __init__(self, url: str, models: tuple[str, ...]) -> None:
+    def __init__(self, url: str, key: str, models: tuple[str, ...]) -> None:
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._deadline = time.monotonic() + LOAD_LIMIT
-        self._threads = [threading.Thread(target=self._work, args=(url, models[i % len(models)], i))
+        self._threads = [threading.Thread(target=self._work, args=(url, key, models[i % len(models)], i))
                          for i in range(WORKERS)]
 
-    def _work(self, url: str, model: str, worker: int) -> None:
-        with contextlib.closing(Clients(url)) as clients:
+    def _work(self, url: str, key: str, model: str, worker: int) -> None:
+        with contextlib.closing(Clients(url, key)) as clients:
             n = worker
             while not self._stop.is_set() and time.monotonic() < self._deadline:
                 outcome = clients.request(model, n)
@@ -135,10 +136,10 @@ class Load:
             time.sleep(0.1)
 
 
-def host_of(url: str, model: str) -> str:
+def host_of(url: str, key: str, model: str) -> str:
     """Which host HAProxy hashes ``model`` to: a request llmd refuses at once (no model load)."""
     answer = httpx.post(f"{url}/api/chat", json={"model": model, "messages": "not a list"},
-                        timeout=CLIENT_TIMEOUT)
+                        headers={"Authorization": f"Bearer {key}"}, timeout=CLIENT_TIMEOUT)
     assert answer.status_code == 400, answer.text
     return served_by(answer)
 
@@ -161,7 +162,7 @@ def test_with_no_host_ready_haproxy_answers_a_json_503_with_retry_after(network:
 def test_each_model_stays_on_one_host_and_a_second_model_on_another(
     topo: Topology, request: pytest.FixtureRequest
 ) -> None:
-    clients = Clients(topo.url)
+    clients = Clients(topo.url, topo.key)
     request.addfinalizer(clients.close)
     a_hosts = set()
     for n in range(4):
@@ -170,7 +171,7 @@ def test_each_model_stays_on_one_host_and_a_second_model_on_another(
         a_hosts.add(outcome.host)
     assert len(a_hosts) == 1 and a_hosts <= set(HOSTS), a_hosts
     (host_a,) = a_hosts
-    model_b = next((m for m in MODELS_B if host_of(topo.url, m) != host_a), None)
+    model_b = next((m for m in MODELS_B if host_of(topo.url, topo.key, m) != host_a), None)
     assert model_b is not None, f"every candidate name hashes to {host_a}"
     b_hosts = set()
     for n in range(4):
@@ -184,9 +185,9 @@ def test_each_model_stays_on_one_host_and_a_second_model_on_another(
 
 
 def test_kill_9_of_a_host_fails_only_its_requests_in_flight(topo: Topology) -> None:
-    victim = host_of(topo.url, MODEL_A)
+    victim = host_of(topo.url, topo.key, MODEL_A)
     try:
-        with Load(topo.url, (MODEL_A,)) as load:
+        with Load(topo.url, topo.key, (MODEL_A,)) as load:
             load.wait_for(6)
             killed_at = time.monotonic()
             topo.hosts[victim].kill()
@@ -208,8 +209,8 @@ def test_kill_9_of_a_host_fails_only_its_requests_in_flight(topo: Topology) -> N
 
 
 def test_a_rolling_restart_under_steady_load_fails_no_request(topo: Topology) -> None:
-    model_b = next(m for m in MODELS_B if host_of(topo.url, m) != host_of(topo.url, MODEL_A))
-    with Load(topo.url, (MODEL_A, model_b)) as load:
+    model_b = next(m for m in MODELS_B if host_of(topo.url, topo.key, m) != host_of(topo.url, topo.key, MODEL_A))
+    with Load(topo.url, topo.key, (MODEL_A, model_b)) as load:
         load.wait_for(WORKERS)
         began = time.monotonic()
         for name in HOSTS:
@@ -242,7 +243,7 @@ def test_a_host_whose_pin_mismatches_stays_out_of_the_pool(
     host.start()
     until(lambda: "pin mismatch" in host.text().split("--- start")[-1], 120.0,
           "llmd3 did not report the pin mismatch")
-    clients = Clients(topo.url)
+    clients = Clients(topo.url, topo.key)
     request.addfinalizer(clients.close)
     for n in range(2 * len(MODELS_B)):  # over several check intervals, for every model
         model = (MODEL_A, *MODELS_B)[n % (1 + len(MODELS_B))]

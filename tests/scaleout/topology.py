@@ -39,6 +39,7 @@ from typing import Iterator
 import httpx
 import pytest
 from harness import terminate
+from llmd.keys import KeyStore
 from llmd.store import ModelName, Store, create_from_modelfile
 from llmd.store.transfer import Target, Transfers
 from registry.registry_server import free_port, run_registry
@@ -131,6 +132,7 @@ class Topology:
     hosts: dict[str, Host] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)  # model name -> manifest digest
     url: str = ""
+    key: str = ""  # the team's API key: hosts are reached from HAProxy's address, not loopback
     stats_socket: Path = Path()
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -140,6 +142,9 @@ class Topology:
         try:
             self._network()
             self._registry()
+            # One key file for every host, as a team provisions it; clients send the key through
+            # HAProxy, which passes Authorization on (its health checks of /ready need none).
+            self.key = KeyStore(self.workdir / "api-keys.json").add("team")[1]
             for i, name in enumerate(HOSTS, start=1):
                 workdir = self.workdir / name
                 (workdir / "models").mkdir(parents=True)
@@ -248,7 +253,7 @@ class Topology:
 
     def write_config(self, host: Host, pin_a: str | None = None) -> None:
         """Every host declares MODEL_A (pinned, preloaded) and the MODELS_B names (pinned)."""
-        lines = ["num_threads: 1", "models:"]
+        lines = ["num_threads: 1", f"keys_file: {self.workdir / 'api-keys.json'}", "models:"]
         lines += [f"  - name: {MODEL_A}@{pin_a or self.pins[MODEL_A]}",
                   "    preload: true", "    insecure: true"]
         for name in MODELS_B:
