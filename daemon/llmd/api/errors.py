@@ -18,12 +18,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from llmd.errors import (
     AccessDenied,
     InsufficientMemory,
+    InsufficientStorage,
     InvalidRequest,
     LlmdError,
+    LoadTimeout,
     NotFound,
     QueueFull,
     RegistryAuthError,
     RequestCanceled,
+    RequestTooLarge,
 )
 
 log = logging.getLogger(__name__)
@@ -34,14 +37,17 @@ STATUS: dict[type[LlmdError], int] = {
     RegistryAuthError: 401,
     AccessDenied: 403,
     NotFound: 404,
+    RequestTooLarge: 413,
     RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
+    LoadTimeout: 503,
+    InsufficientStorage: 507,
     LlmdError: 500,
 }
 
 # openai/openai.go NewError: only 400 and 404 have their own type.
-_OPENAI_TYPE = {400: "invalid_request_error", 404: "not_found_error"}
+_OPENAI_TYPE = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error"}
 
 
 class OllamaJSONResponse(JSONResponse):
@@ -139,6 +145,12 @@ def _json_error(exc: json.JSONDecodeError) -> str:
     return "unexpected EOF"
 
 
+def _no_constant(name: str) -> object:
+    # Python reads NaN and Infinity; JSON (and Go) has no such literals, and an option or a
+    # keep_alive of inf or NaN must not get past the edge.
+    raise InvalidRequest(f"invalid character {name[0]!r} looking for beginning of value")
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object whose top-level keys are lower-cased.
 
@@ -150,11 +162,13 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidRequest("missing request body")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise InvalidRequest("invalid character in request body: not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(_json_error(exc)) from None
+    except RecursionError:
+        raise InvalidRequest("json: exceeded max depth") from None
     if not isinstance(data, dict):
         kind = {list: "array", str: "string", bool: "bool", type(None): "null"}.get(
             type(data), "number"

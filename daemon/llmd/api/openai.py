@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
+from llmd import limits
 from llmd import openai_convert as oa
 from llmd.api.errors import OllamaJSONResponse, openai_error_body, read_json, status_for
 from llmd.api.inference import services
@@ -27,6 +28,8 @@ from llmd.store import ModelName
 log = logging.getLogger(__name__)
 
 SSE = "text/event-stream"
+# OpenAI's spelling of the options a limit may refuse, for the error message
+_OPENAI_NAMES = {"num_predict": "max_tokens"}
 
 
 async def _collect(items: AsyncIterator[Output]) -> tuple[list[Chunk], Final]:
@@ -63,6 +66,7 @@ async def _frames(
 async def _respond(converted: oa.OpenAIRequest, request: Request) -> Response:
     """Run the native request and answer as OpenAI does: one object, or an SSE stream."""
     native = converted.request
+    limits.check_generation(native, request.app.state.config, _OPENAI_NAMES)
     is_chat = isinstance(native, ChatRequest)
     items = runs.chat(services(request), native) if is_chat else runs.generate(services(request), native)  # type: ignore[arg-type]
     if not converted.stream:
@@ -84,6 +88,7 @@ async def completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     req, encoding = oa.embed_request_from_openai(await read_json(request))
+    limits.check_embed(req, request.app.state.config)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse(
         oa.embeddings_response(req.model, result.vectors, result.prompt_eval_count, encoding)

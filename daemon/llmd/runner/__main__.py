@@ -16,9 +16,11 @@ import select
 import signal
 import socket
 import sys
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
-from llmd.errors import LlmdError, RunnerLoadFailed
+from llmd.errors import InvalidRequest, LlmdError, RunnerLoadFailed
 from llmd.runner import protocol
 from llmd.runner.request import Completed, LoadOptions
 from llmd.submodule import bare_package
@@ -59,16 +61,42 @@ def _die_with_parent() -> None:
         pass
 
 
+@dataclass
+class _Embedding:
+    """An embed request in progress: one input is embedded per turn of the loop, so a cancel
+    (or a completion's decode step) gets in between inputs."""
+
+    id: int
+    inputs: deque[str]
+    truncate: bool
+
+
 class Runner:
     def __init__(self, sock: socket.socket, engine: Engine) -> None:
         self._sock = sock
         self._engine = engine
         self._frames = protocol.FrameBuffer()
         self._out: list[bytes] = []
+        self._embeddings: deque[_Embedding] = deque()
         self.running = True
 
+    @property
+    def busy(self) -> bool:
+        return self._engine.busy or bool(self._embeddings)
+
     def send(self, message: protocol.Message) -> None:
-        self._out.append(protocol.encode(message))
+        frame = protocol.encode(message)
+        if len(frame) - protocol.HEADER.size > protocol.MAX_FRAME:
+            # The main side would have to drop the connection (and us) to skip it: answer the
+            # request with an error instead.
+            job_id = message.get("id")  # type: ignore[union-attr]
+            too_large = InvalidRequest(
+                f"the answer is too large ({len(frame)} bytes, limit {protocol.MAX_FRAME})"
+            )
+            frame = protocol.encode(
+                protocol.error_message(job_id if isinstance(job_id, int) else None, too_large)
+            )
+        self._out.append(frame)
 
     def flush(self) -> None:
         if self._out:
@@ -77,7 +105,7 @@ class Runner:
 
     def serve(self) -> None:
         while self.running:
-            timeout = 0.0 if self._engine.busy else None
+            timeout = 0.0 if self.busy else None
             readable, _, _ = select.select([self._sock], [], [], timeout)
             if readable:
                 data = self._sock.recv(1 << 20)
@@ -85,9 +113,33 @@ class Runner:
                     return
                 for message in self._frames.feed(data):
                     self._handle(message)
+                for size in self._frames.take_dropped():
+                    too_large = InvalidRequest(f"runner frame of {size} bytes is too large; dropped")
+                    self.send(protocol.error_message(None, too_large))
+            if self.running and self._embeddings:
+                self._embed_one()
             if self.running and self._engine.busy:
                 self._step()
             self.flush()
+
+    def _embed_one(self) -> None:
+        job = self._embeddings[0]
+        text = job.inputs.popleft()
+        try:
+            vectors, count = self._engine.embed([text], job.truncate)
+        except LlmdError as exc:
+            self._embeddings.popleft()
+            self.send(protocol.error_message(job.id, exc))
+            return
+        if not job.inputs:
+            self._embeddings.popleft()
+        self.send({
+            "type": "embedding",
+            "id": job.id,
+            "embeddings": vectors,
+            "prompt_eval_count": count,
+            "more": bool(job.inputs),
+        })
 
     def _step(self) -> None:
         try:
@@ -95,7 +147,7 @@ class Runner:
         except StepFailed as failure:
             for job_id in failure.job_ids:
                 self.send(protocol.error_message(job_id, failure.error))
-            return
+            events = failure.events  # what the other requests made in that step
         items: list[list[object]] = []
         for job_id, event in events:
             if isinstance(event, Completed):
@@ -112,6 +164,13 @@ class Runner:
         if items:
             self.send({"type": "deltas", "items": items})
 
+    def _cancel(self, job_id: int) -> None:
+        for job in self._embeddings:
+            if job.id == job_id:
+                self._embeddings.remove(job)
+                return
+        self._engine.cancel(job_id)
+
     def _handle(self, message: protocol.Message) -> None:
         kind = message["type"]
         job_id = message.get("id")  # type: ignore[union-attr]
@@ -120,19 +179,14 @@ class Runner:
                 request = protocol.request_from_wire(message["request"])
                 self._engine.submit(message["id"], request)
             elif message["type"] == "cancel":
-                self._engine.cancel(message["id"])
+                self._cancel(message["id"])
             elif message["type"] == "embed":
-                vectors, count = self._engine.embed(
-                    list(message["inputs"]), message["truncate"]
-                )
-                self.send(
-                    {
-                        "type": "embedding",
-                        "id": message["id"],
-                        "embeddings": vectors,
-                        "prompt_eval_count": count,
-                    }
-                )
+                inputs = deque(str(text) for text in message["inputs"])
+                if not inputs:
+                    self.send({"type": "embedding", "id": message["id"], "embeddings": [],
+                               "prompt_eval_count": 0, "more": False})
+                else:
+                    self._embeddings.append(_Embedding(message["id"], inputs, message["truncate"]))
             elif message["type"] == "tokenize":
                 tokens = self._engine.vocab.tokenize(
                     message["text"], message["add_special"]

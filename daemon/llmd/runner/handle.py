@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from llmd.config import Config
-from llmd.errors import LlmdError, RunnerCrashed, RunnerError, RunnerLoadFailed
+from llmd.errors import (
+    LimitExceeded,
+    LlmdError,
+    RunnerCrashed,
+    RunnerError,
+    RunnerLoadFailed,
+)
 from llmd.runner import protocol
 from llmd.runner.request import (
     Completed,
@@ -171,11 +177,16 @@ class RunnerHandle:
     # --- start-up ------------------------------------------------------------------------------
 
     async def _read(self) -> protocol.Message:
-        header = await self._reader.readexactly(protocol.HEADER.size)
-        (size,) = protocol.HEADER.unpack(header)
-        if size > protocol.MAX_FRAME:
-            raise ValueError(f"runner frame of {size} bytes is too large")
-        return protocol.decode(await self._reader.readexactly(size))
+        while True:
+            header = await self._reader.readexactly(protocol.HEADER.size)
+            (size,) = protocol.HEADER.unpack(header)
+            if size <= protocol.MAX_FRAME:
+                return protocol.decode(await self._reader.readexactly(size))
+            # The runner never sends one (it answers with an error instead); skip it rather
+            # than give up on the runner and every request it holds.
+            log.warning("runner frame too large; skipped", extra={"PID": self.pid, "SIZE": size})
+            while size:
+                size -= len(await self._reader.readexactly(min(size, 1 << 20)))
 
     async def _wait_loaded(self, model_path: Path, timeout: float) -> None:
         try:
@@ -279,7 +290,14 @@ class RunnerHandle:
             raise RunnerCrashed(
                 f"llama runner process has terminated: {describe_exit(self.returncode)}"
             )
-        self._writer.write(protocol.encode(message))
+        frame = protocol.encode(message)
+        if len(frame) - protocol.HEADER.size > protocol.MAX_FRAME:
+            # refused here: the runner could only skip it, and this request would wait forever
+            raise LimitExceeded(
+                f"the request is too large for the model runner ({len(frame)} bytes, "
+                f"limit {protocol.MAX_FRAME})"
+            )
+        self._writer.write(frame)
 
     async def _call(self, build: Callable[[int], protocol.Message]) -> dict[str, Any]:
         job_id = next(self._ids)
@@ -323,23 +341,36 @@ class RunnerHandle:
                 yield event
         finally:
             self._pending.pop(job_id, None)
-            if not finished and self.alive and not self._writer.is_closing():
-                # The caller went away: free the slot before the runner's next decode step.
-                self._writer.write(protocol.encode({"type": "cancel", "id": job_id}))
+            if not finished:
+                self._cancel(job_id)
 
     async def embed(self, inputs: Sequence[str], truncate: bool) -> EmbeddingResult:
-        answer = await self._call(
-            lambda i: {
-                "type": "embed",
-                "id": i,
-                "inputs": list(inputs),
-                "truncate": truncate,
-            }
-        )
-        return EmbeddingResult(
-            embeddings=tuple(tuple(v) for v in answer["embeddings"]),
-            prompt_eval_count=answer["prompt_eval_count"],
-        )
+        job_id = next(self._ids)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending[job_id] = queue
+        vectors: list[tuple[float, ...]] = []
+        count = 0
+        finished = False
+        try:
+            self._send({"type": "embed", "id": job_id, "inputs": list(inputs), "truncate": truncate})
+            while not finished:
+                answer = await queue.get()
+                if isinstance(answer, LlmdError):
+                    finished = True
+                    raise answer
+                vectors.extend(tuple(v) for v in answer["embeddings"])
+                count += answer["prompt_eval_count"]
+                finished = not answer.get("more", False)
+        finally:
+            self._pending.pop(job_id, None)
+            if not finished:
+                self._cancel(job_id)
+        return EmbeddingResult(embeddings=tuple(vectors), prompt_eval_count=count)
+
+    def _cancel(self, job_id: int) -> None:
+        if self.alive and not self._writer.is_closing():
+            # The caller went away: free the slot before the runner's next decode step.
+            self._writer.write(protocol.encode({"type": "cancel", "id": job_id}))
 
     async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         answer = await self._call(
