@@ -187,11 +187,18 @@ class Store:
             raise ModelNotFound(f"model '{name.short}' not found") from None
         return manifest, config if isinstance(config, dict) else {}, found[0].short
 
-    def _replace_manifest(self, name: ModelName, manifest: Manifest) -> None:
-        found = self._find(name)
+    async def put_manifest(self, name: ModelName, data: bytes) -> None:
+        """Write a pulled manifest as the registry sent it (its bytes are its digest), then
+        prune the blobs only the manifest it replaced used; under the lock, like every change."""
+        manifest = Manifest.from_bytes(data)
+        async with self._lock:
+            await asyncio.to_thread(self._replace_manifest, name, manifest, data)
+
+    def _replace_manifest(self, name: ModelName, manifest: Manifest, data: bytes | None = None) -> None:
+        found = self._find(name)  # keeps the spelling already on disk, as Ollama does
         path = found[1] if found else name.manifest_path(self.root)
         old = _read_manifest(path) if found else None
-        write_manifest(path, manifest.to_bytes())
+        write_manifest(path, manifest.to_bytes() if data is None else data)
         if old is not None and not self.noprune:
             self._remove_unreferenced(old.digests() - manifest.digests())
 
