@@ -8,6 +8,7 @@ it held with RunnerCrashed. A caller that stops iterating ``generate`` sends ``c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -110,7 +111,7 @@ async def spawn_runner(
     if "OMP_WAIT_POLICY" not in env:
         env.setdefault("GOMP_SPINCOUNT", _GOMP_SPINCOUNT)
     try:
-        process = await asyncio.create_subprocess_exec(
+        starting = asyncio.ensure_future(asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "llmd.runner",
@@ -129,15 +130,34 @@ async def spawn_runner(
                 child.fileno(),
             ),  # close_fds stays on: no listening socket leaks in
             env=env,
-        )
+        ))
+        try:
+            # shielded: a request cancelled while the process is being created must not lose
+            # the only reference to a runner that then lives on, unreaped
+            process = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await _kill_and_reap(await starting)
+            raise
     finally:
         child.close()
-    reader, writer = await asyncio.open_unix_connection(
-        sock=parent, limit=protocol.MAX_FRAME
-    )
+    try:
+        reader, writer = await asyncio.open_unix_connection(
+            sock=parent, limit=protocol.MAX_FRAME
+        )
+    except BaseException:
+        await asyncio.shield(_kill_and_reap(process))
+        raise
     handle = RunnerHandle(process, reader, writer)
     await handle._wait_loaded(model_path, config.load_timeout)
     return handle
+
+
+async def _kill_and_reap(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    await process.wait()
 
 
 class RunnerHandle:
