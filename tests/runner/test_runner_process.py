@@ -14,7 +14,7 @@ import pytest_asyncio
 from llmd.config import Config
 from llmd.errors import InvalidRequest, LimitExceeded, RunnerLoadFailed
 from llmd.runner import protocol
-from llmd.runner.grammar import JSON_GBNF
+from llmd.runner.grammar import json_schema_to_gbnf
 from llmd.runner.handle import RunnerHandle, spawn_runner
 from llmd.runner.request import (
     Completed,
@@ -151,15 +151,20 @@ async def test_an_overlong_prompt_fails_clearly_unless_truncated(
 async def test_a_json_grammar_constrains_the_output_to_json(
     runner: RunnerHandle,
 ) -> None:
-    # Room to finish (the object ends well inside 400 tokens), so the grammar is held to a
-    # whole object: an unconstrained model answers this in prose.
+    # A schema that closes the object after two keys, and room to finish: the grammar is held
+    # to a whole object every run (free-form JSON from greedy SmolLM2 repeats a key until
+    # num_predict cuts it, and a cut-off prefix proved nothing).
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
     text, done = await complete(
         runner,
         chat("Describe a cat as JSON."),
-        SamplingOptions(temperature=0, num_predict=400, grammar=JSON_GBNF),
+        SamplingOptions(temperature=0, num_predict=200, grammar=json_schema_to_gbnf(schema)),
     )
     assert done.done_reason == "stop", f"cut off after {done.eval_count} tokens: {text!r}"
-    assert isinstance(json.loads(text), dict)
+    value = json.loads(text)
+    assert isinstance(value, dict) and set(value) == {"name", "age"}
+    assert isinstance(value["name"], str) and isinstance(value["age"], int)
 
 
 async def test_a_grammar_that_does_not_parse_is_an_invalid_request(
@@ -218,16 +223,6 @@ async def test_an_oversized_frame_is_skipped_by_the_runner_not_fatal(
     runner._writer.write(protocol.HEADER.pack(size) + b" " * size)
     text, _ = await complete(runner, repeat("guitar"))
     assert "guitar" in text and runner.alive
-
-
-async def test_an_answer_too_large_for_a_frame_is_an_error_for_that_request_only(
-    runner: RunnerHandle,
-) -> None:
-    # 12M tokens come back as ~70 MB of JSON: the main side used to drop the runner for it
-    with pytest.raises(InvalidRequest, match="the answer is too large"):
-        await runner.tokenize("a " * 12_000_000)
-    text, _ = await complete(runner, repeat("planet"))
-    assert "planet" in text and runner.alive
 
 
 async def test_a_cancelled_embedding_stops_between_inputs(gguf_path: Path) -> None:
