@@ -177,7 +177,7 @@ def _abandon(server: LiveServer, path: str, body: dict[str, object], after: floa
         ("/v1/chat/completions", {"model": MODEL, "max_tokens": 100000,
                                   "messages": [{"role": "user", "content": STORY}]}),
         ("/v1/completions", {"model": MODEL, "prompt": STORY, "max_tokens": 100000}),
-        ("/api/embed", {"model": MODEL, "input": ["word " * 300] * 3000}),
+        ("/api/embed", {"model": MODEL, "input": ["word " * 50] * 8000}),
     ],
 )
 def test_a_client_that_hangs_up_on_a_non_streamed_request_cancels_it(
