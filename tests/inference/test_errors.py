@@ -151,6 +151,7 @@ LONG = {"num_predict": 100000, "temperature": 0}
 # Greedy SmolLM2 counts on for thousands of tokens instead of ending its answer: an abandoned
 # generation that was not cancelled is still running when the runners are looked at.
 STORY = "Count from 1 to 100000, one number per line, without stopping."
+COUNTING = "".join(f"{n}\n" for n in range(1, 21))
 
 
 def test_a_client_that_goes_away_frees_the_slot_for_the_next_request(server: LiveServer) -> None:
@@ -178,7 +179,8 @@ def _abandon(server: LiveServer, path: str, body: dict[str, object], after: floa
                        "messages": [{"role": "user", "content": STORY}]}),
         ("/v1/chat/completions", {"model": MODEL, "max_tokens": 100000,
                                   "messages": [{"role": "user", "content": STORY}]}),
-        ("/v1/completions", {"model": MODEL, "prompt": STORY, "max_tokens": 100000}),
+        # a bare completion (no chat template): a count to continue, not a question to answer
+        ("/v1/completions", {"model": MODEL, "prompt": COUNTING, "max_tokens": 100000, "temperature": 0}),
         ("/api/embed", {"model": MODEL, "input": ["word " * 50] * 8000}),
     ],
 )
