@@ -15,6 +15,7 @@ stderr is kept in ``server.log`` and shown when it fails to start.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import signal
@@ -25,13 +26,36 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import httpx
 
 START_TIMEOUT = 60.0  # seconds for the daemon to answer HEAD /; generous for a loaded CI box
 STOP_TIMEOUT = 15.0
 CLIENT_TIMEOUT = 300.0  # a deadline for hangs, never a performance assertion
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def tied_to_this_process() -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child die with the test process that started it.
+
+    ``PR_SET_PDEATHSIG``: the kernel sends SIGKILL when its parent goes, however it goes (a
+    segfault in an in-process engine test, a SIGKILLed pytest), where a fixture's ``finally``
+    never runs. The signal survives ``exec`` (not one across a credential change: a server
+    started under ``setpriv`` passes ``--pdeathsig KILL`` there instead). Servers must be
+    started from the thread that lives as long as them: the main thread, as fixtures are.
+    """
+    parent = os.getpid()
+
+    def tie() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return tie
 
 
 def free_port() -> int:
@@ -147,6 +171,7 @@ def live_server(
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                preexec_fn=tied_to_this_process(),
             )
         server = LiveServer(
             url=f"http://{host}", port=port, models=models, log=log, process=process,

@@ -23,6 +23,9 @@ DEFAULT_PORT = 11434
 KEYS_FILE_NAME = "api-keys.json"
 AUTH_POLICIES = ("loopback", "required", "none")
 FOREVER = math.inf
+# Go's time.Duration tops out at 2^63-1 ns (about 292 years): the longest keep_alive Ollama can
+# express, and a bound that keeps expiry times inside what a datetime can hold.
+MAX_DURATION = (2**63 - 1) / 1e9
 
 # --- Go durations --------------------------------------------------------------------------------
 
@@ -189,6 +192,15 @@ class Config:
     keys_file: Path | None = None  # None: api-keys.json beside the models directory
     public_metrics: bool = False  # /metrics without a key, for a scraper that cannot send one
     metrics: bool = True  # record and serve GET /metrics
+    # Request limits (api/limits.py): bad values there are 400s naming the field, bodies 413.
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_num_ctx: int = 1024 * 1024
+    max_num_predict: int = 1024 * 1024
+    max_keep_alive: float = MAX_DURATION
+    max_messages: int = 4096
+    max_stop: int = 64  # stop strings per request
+    max_stop_length: int = 1024  # characters per stop string
+    min_free_disk: int = 1024 * 1024 * 1024  # a blob upload leaves at least this much free
     source: str = "defaults"
 
     @property
@@ -239,6 +251,8 @@ def _duration(allow_forever: bool) -> Callable[[Any], float]:
         seconds = parse_keep_alive(value)
         if math.isinf(seconds) and not allow_forever:
             raise ValueError("must not be negative")
+        if not math.isinf(seconds) and seconds > MAX_DURATION:
+            raise ValueError(f"must be at most {format_duration(MAX_DURATION)}")
         return seconds
 
     return convert
@@ -374,6 +388,14 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "keys_file": _path,
     "public_metrics": _strict_bool,
     "metrics": _bool,
+    "max_request_bytes": _size,
+    "max_num_ctx": _int(1),
+    "max_num_predict": _int(1),
+    "max_keep_alive": _duration(allow_forever=False),
+    "max_messages": _int(1),
+    "max_stop": _int(0),
+    "max_stop_length": _int(1),
+    "min_free_disk": _size,
 }
 
 ENVIRONMENT: dict[str, str] = {
@@ -466,4 +488,9 @@ def load_config(
         state = os.environ.get("STATE_DIRECTORY")
         if state:
             values["keys_file"] = Path(state.split(":")[0]) / KEYS_FILE_NAME
-    return Config(**values, source=", ".join(sources))
+    config = Config(**values, source=", ".join(sources))
+    if not math.isinf(config.keep_alive) and config.keep_alive > config.max_keep_alive:
+        where = "OLLAMA_KEEP_ALIVE" if "OLLAMA_KEEP_ALIVE" in sources else sources[-1]
+        raise ConfigError(where, "keep_alive",
+                          f"must be at most max_keep_alive ({format_duration(config.max_keep_alive)})")
+    return config

@@ -14,7 +14,9 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     │   ├── InvalidOption           a wrongly typed or unknown option / parameter
     │   ├── TemplateError           a chat template that does not parse or fails to render
     │   ├── UnsupportedCapability   tools, images, thinking... on a model without them
-    │   └── KeyExists               an API key name already taken
+    │   ├── KeyExists               an API key name already taken
+    │   ├── LimitExceeded           a value beyond a configured limit (num_ctx, keep_alive...)
+    │   └── RequestTooLarge         a body over max_request_bytes (HTTP 413)
     ├── NotFound                    (HTTP 404)
     │   ├── ModelNotFound
     │   ├── BlobNotFound
@@ -25,7 +27,9 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     ├── KeyBusy                     an API key already at its max_concurrent (HTTP 429)
     ├── RequestCanceled             the client went away (HTTP 499)
     ├── QueueFull                   (HTTP 503)
+    ├── LoadTimeout                 no room for a model before the load deadline (HTTP 503)
     ├── InsufficientMemory          a model that cannot fit even alone
+    ├── InsufficientStorage         a blob that would not leave min_free_disk free (HTTP 507)
     ├── RunnerError                 a model process failed
     │   ├── RunnerLoadFailed
     │   ├── RunnerCrashed
@@ -97,6 +101,18 @@ class UnsupportedCapability(InvalidRequest):
     pass
 
 
+class LimitExceeded(InvalidRequest):
+    """A value beyond a configured limit; the message names the field and the limit."""
+
+
+class RequestTooLarge(InvalidRequest):
+    def __init__(self, size: int, limit: int, *, at_least: bool = False) -> None:
+        shown = f"more than {size}" if at_least else str(size)
+        super().__init__(f"request body too large ({shown} bytes, limit {limit})")
+        self.size = size
+        self.limit = limit
+
+
 class NotFound(LlmdError):
     pass
 
@@ -161,7 +177,15 @@ class QueueFull(LlmdError):
         super().__init__(message)
 
 
+class LoadTimeout(LlmdError):
+    """Busy models did not make room for a load before ``load_timeout``; retrying later may work."""
+
+
 class InsufficientMemory(LlmdError):
+    pass
+
+
+class InsufficientStorage(LlmdError):
     pass
 
 

@@ -146,15 +146,16 @@ def cgroup_available(
     return None
 
 
-def budget(config: Config) -> int:
-    """Bytes all loaded runners together may take."""
+def budget(config: Config, resident: int = 0) -> int:
+    """Bytes all loaded runners together may take; ``resident`` is what the runners already
+    loaded are estimated to hold, which the memory available now no longer includes."""
     if config.max_memory:
         return config.max_memory
     available = _meminfo_available()
     limited = cgroup_available()
     if limited is not None:
         available = min(available, limited)
-    return int(available * config.memory_fraction)
+    return int((available + resident) * config.memory_fraction)
 
 
 def format_bytes(n: int) -> str:

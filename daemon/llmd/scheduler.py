@@ -38,6 +38,7 @@ from llmd import memory
 from llmd.config import Config
 from llmd.errors import (
     InsufficientMemory,
+    LoadTimeout,
     ModelCoolingDown,
     QueueFull,
     RunnerCrashed,
@@ -271,7 +272,10 @@ class Scheduler:
     def reconfigure(self, config: Config) -> None:
         """Apply a new Config live: keep_alive default, max_loaded_models, max_queue, memory."""
         self._config = config
-        self._budget = memory.budget(config)
+        # What the kernel reports available now excludes what our runners hold, which the
+        # budget must still cover: counted once, not twice.
+        resident = sum(r.size for r in self._runners.values())
+        self._budget = memory.budget(config, resident=resident)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -443,32 +447,46 @@ class Scheduler:
             self._hold(runner, keep_alive)
             return runner, 0
         self._check_cooldown(model)
-        async with self._load_lock:
-            while True:
+        # Waiting for busy runners to go idle happens outside the load lock, so that a load
+        # that must wait does not hold up loads of other models that fit; the wait has the
+        # load deadline.
+        timeout = self._config.load_timeout
+        deadline = asyncio.get_running_loop().time() + timeout if timeout > 0 else math.inf
+        while True:
+            async with self._load_lock:
                 runner = self._usable(model, load)
                 if runner is not None:
                     self._hold(runner, keep_alive)
                     return runner, 0
+                changed = self._changed  # set by the next change, even one before we wait
                 stale = self._runners.get(model.model_digest)
                 if stale is not None:
                     # Different LoadOptions, or being unloaded: it must go before the reload.
                     stale.unloading = True
                     if stale.refcount == 0:
                         await self._unload(stale, "reload")
-                    else:
-                        await self._wait_for_change()
-                    continue
-                size = memory.estimate_model(model.model_path, _metadata(model), load)
-                if size > self._budget:
-                    raise InsufficientMemory(
-                        f"model requires more system memory ({memory.format_bytes(size)}) "
-                        f"than is available ({memory.format_bytes(self._budget)})"
-                    )
-                if not await self._make_room(size):
-                    await self._wait_for_change()
-                    continue
-                self._check_cooldown(model)
-                return await self._start_runner(model, load, size, keep_alive)
+                        continue
+                else:
+                    size = memory.estimate_model(model.model_path, _metadata(model), load)
+                    if size > self._budget:
+                        raise InsufficientMemory(
+                            f"model requires more system memory ({memory.format_bytes(size)}) "
+                            f"than is available ({memory.format_bytes(self._budget)})"
+                        )
+                    if await self._make_room(size):
+                        self._check_cooldown(model)
+                        return await self._start_runner(model, load, size, keep_alive)
+            await self._wait_for_room(changed, deadline, model)
+
+    async def _wait_for_room(self, changed: asyncio.Event, deadline: float, model: Model) -> None:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(None if math.isinf(deadline) else max(0.0, left)):
+                await changed.wait()
+        except TimeoutError:
+            raise LoadTimeout(
+                f"timed out waiting for busy models to make room for {_name(model)}"
+            ) from None
 
     async def _start_runner(
         self, model: Model, load: LoadOptions, size: int, keep_alive: float | None
@@ -527,7 +545,7 @@ class Scheduler:
         runner.last_used = self._clock()
         if runner.refcount > 0:
             return
-        self._changed.set()
+        self._notify()
         if self._runners.get(runner.model.model_digest) is not runner:
             return  # crashed or already unloaded
         if runner.unloading or runner.session <= 0:
@@ -597,7 +615,7 @@ class Scheduler:
                 "REASON": reason,
             },
         )
-        self._changed.set()
+        self._notify()
 
     def _on_exit(self, runner: _Runner) -> None:
         if (
@@ -624,7 +642,7 @@ class Scheduler:
             pid=runner.handle.pid,
             count=not runner.answered,
         )
-        self._changed.set()
+        self._notify()
 
     # --- crash loops ---------------------------------------------------------------------------
 
@@ -693,8 +711,13 @@ class Scheduler:
             },
         )
 
+    def _notify(self) -> None:
+        # A fresh Event per change: whoever took the old one under the load lock is woken even
+        # when the change came before it started waiting.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     async def _wait_for_change(self) -> None:
-        self._changed.clear()
         await self._changed.wait()
 
     def _spawn_task(self, coro: Awaitable[None]) -> None:

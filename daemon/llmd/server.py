@@ -30,7 +30,9 @@ from starlette.middleware import Middleware
 
 from llmd.api.app import AppState, Lifespan, build_app
 from llmd.api.auth import AuthMiddleware
+from llmd.api.disconnect import CancelOnDisconnectMiddleware
 from llmd.api.exposure import check_exposure, network_addresses
+from llmd.api.limits import BodyLimitMiddleware
 from llmd.config import Config, load_config
 from llmd.errors import ConfigError, LlmdError
 from llmd.keys import KeyStore
@@ -38,6 +40,7 @@ from llmd.metrics import Metrics
 from llmd.provision import Provisioner
 from llmd.store import Store
 from llmd.system import activation, journal
+from llmd.templates import check_go_template
 from llmd.system.reload import Reloader
 from llmd.system.requestlog import RequestLogMiddleware
 from llmd.system.service import ServiceManager
@@ -84,7 +87,8 @@ def listen_socket(config: Config) -> socket.socket:
 
 def open_store(config: Config) -> Store:
     try:
-        return Store(config.models, noprune=config.noprune)
+        # /api/create refuses a TEMPLATE that does not parse, as the README promises
+        return Store(config.models, noprune=config.noprune, template_check=check_go_template)
     except OSError as exc:
         problem = (exc.strerror or str(exc)).lower()
         source = _source_of(config, "OLLAMA_MODELS")
@@ -129,13 +133,20 @@ async def _run_scheduler(scheduler: Any) -> AsyncIterator[None]:
 
 def default_middleware(config: Config) -> list[Middleware]:
     """The per-request log record, then CORS and the Host check from ``llmd.api.web`` when
-    present (outermost first): the record also covers requests those refuse."""
+    present (outermost first): the record also covers requests those refuse. Innermost, a
+    vanished client cancels its request, and no body over ``max_request_bytes`` is read."""
     logged = [Middleware(RequestLogMiddleware, debug=config.debug)]
-    if importlib.util.find_spec("llmd.api.web") is None:
-        return logged
-    from llmd.api import web
+    guards: list[Middleware] = []
+    if importlib.util.find_spec("llmd.api.web") is not None:
+        from llmd.api import web
 
-    return [*logged, *web.middleware(config)]
+        guards = web.middleware(config)
+    return [
+        *logged,
+        *guards,
+        Middleware(CancelOnDisconnectMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes),
+    ]
 
 
 def _bus_manager(

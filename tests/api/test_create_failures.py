@@ -151,3 +151,14 @@ def test_killing_the_daemon_during_a_blob_upload_keeps_no_partial_blob(
     assert not (killable.models / "blobs" / digest.replace(":", "-")).exists()
     with live_server(tmp_path / "after", models=killable.models) as again:
         assert again.http.head(f"/api/blobs/{digest}").status_code == 404
+
+
+def test_a_template_that_does_not_parse_is_refused_by_the_daemon(server: LiveServer) -> None:
+    # The store's check is wired in by `llmd serve` itself (it used to be left out, so any
+    # TEMPLATE was stored and failed only at the first chat).
+    response = httpx.post(f"{server.url}/api/create", json={
+        "model": "badtemplate:1", "from": "smollm2:135m", "template": "{{ .Prompt ", "stream": False,
+    }, timeout=60)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("template error:")
+    assert httpx.post(f"{server.url}/api/show", json={"model": "badtemplate:1"}).status_code == 404

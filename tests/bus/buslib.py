@@ -33,7 +33,9 @@ class User:
         if self.uid == 0:
             return list(command)
         return [
-            "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", *command,
+            # dies with the test process, like every server the suite starts (harness.py)
+            "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+            "--pdeathsig=KILL", *command,
         ]
 
 

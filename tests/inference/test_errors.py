@@ -6,9 +6,11 @@ import base64
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from harness import LiveServer
 from inference.conftest import MODEL
 
@@ -126,13 +128,84 @@ def test_embed_input_over_the_context_without_truncate_is_400(server: LiveServer
     assert response.json() == {"error": "the input length exceeds the context length"}
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assert_runners_idle(server: LiveServer) -> None:
+    """Every runner of the daemon is blocked waiting: none computes for a client that left.
+
+    A generating SmolLM2 runner burns a core or more; an idle one sleeps in select(). Passing
+    the next request is no proof (it may just queue until the abandoned generation ends).
+    """
+    time.sleep(1.5)  # the cancel frame, and the decode step in progress (slow on a busy machine)
+    runners = _children(server.process.pid)
+    before = {pid: _cpu_seconds(pid) for pid in runners}
+    time.sleep(1.0)
+    busy = {pid: _cpu_seconds(pid) - spent for pid, spent in before.items() if Path(f"/proc/{pid}").exists()}
+    assert all(spent < 0.2 for spent in busy.values()), f"runners still computing: {busy}"
+
+
+LONG = {"num_predict": 100000, "temperature": 0}
+# Greedy SmolLM2 counts on for thousands of tokens instead of ending its answer: an abandoned
+# generation that was not cancelled is still running when the runners are looked at.
+STORY = "Count from 1 to 100000, one number per line, without stopping."
+COUNTING = "".join(f"{n}\n" for n in range(1, 21))
+
+
 def test_a_client_that_goes_away_frees_the_slot_for_the_next_request(server: LiveServer) -> None:
-    body = {"model": MODEL, "prompt": "Tell me a very long story about the sea.",
-            "options": {"num_predict": 100000, "temperature": 1.0}}
+    body = {"model": MODEL, "prompt": STORY, "options": LONG}
     with httpx.Client(base_url=server.url, timeout=300) as first:
         with first.stream("POST", "/api/generate", json=body) as response:
             next(response.iter_lines())
-    # one slot (OLLAMA_NUM_PARALLEL=1): this only finishes if the abandoned generation stopped
+    assert_runners_idle(server)
     again = server.http.post("/api/generate", json={
         "model": MODEL, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
     assert again.status_code == 200 and again.json()["done"] is True
+
+
+def _abandon(server: LiveServer, path: str, body: dict[str, object], after: float) -> None:
+    """Send a request and hang up after ``after`` seconds without an answer (an SDK timeout)."""
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}{path}", json=body, timeout=httpx.Timeout(60, read=after))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/generate", {"model": MODEL, "prompt": STORY, "stream": False, "options": LONG}),
+        ("/api/chat", {"model": MODEL, "stream": False, "options": LONG,
+                       "messages": [{"role": "user", "content": STORY}]}),
+        ("/v1/chat/completions", {"model": MODEL, "max_tokens": 100000,
+                                  "messages": [{"role": "user", "content": STORY}]}),
+        # a bare completion (no chat template): a count to continue, not a question to answer
+        ("/v1/completions", {"model": MODEL, "prompt": COUNTING, "max_tokens": 100000, "temperature": 0}),
+        ("/api/embed", {"model": MODEL, "input": ["word " * 50] * 8000}),
+    ],
+)
+def test_a_client_that_hangs_up_on_a_non_streamed_request_cancels_it(
+    server: LiveServer, path: str, body: dict[str, object]
+) -> None:
+    server.http.post("/api/generate", json={"model": MODEL})  # loaded: the hang-up lands in decode
+    _abandon(server, path, body, after=3.0)
+    assert_runners_idle(server)
+
+
+def test_a_client_that_hangs_up_during_prefill_cancels_it(server: LiveServer) -> None:
+    # A small num_batch spreads a 3,000-token prompt over ~190 decode steps.
+    body = {"model": MODEL, "prompt": "word " * 3000, "raw": True, "stream": True,
+            "options": {"num_batch": 16, "num_predict": 1}}
+    server.http.post("/api/generate", json={"model": MODEL, "options": {"num_batch": 16}})
+    _abandon(server, "/api/generate", body, after=2.0)
+    assert_runners_idle(server)
+
+
+def test_a_queued_request_whose_client_left_never_runs(server: LiveServer) -> None:
+    body = {"model": MODEL, "prompt": STORY, "options": LONG}
+    with httpx.Client(base_url=server.url, timeout=300) as first:
+        with first.stream("POST", "/api/generate", json=body) as response:
+            next(response.iter_lines())
+            # one slot (OLLAMA_NUM_PARALLEL=1): this one waits in the queue, then hangs up
+            _abandon(server, "/api/generate", {**body, "stream": False}, after=1.5)
+    assert_runners_idle(server)

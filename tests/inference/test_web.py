@@ -65,3 +65,26 @@ def test_local_hosts_are_allowed(host: str) -> None:
 @pytest.mark.parametrize("host", ["example.com", "8.8.8.8", "localhost.evil.com"])
 def test_public_hosts_are_refused(host: str) -> None:
     assert not allowed_host(host)
+
+
+def test_the_host_check_never_resolves_a_name_on_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stalled resolver would stall every client: the check reads interface addresses instead.
+    import socket
+
+    def no_dns(*_: object) -> object:
+        raise AssertionError("a DNS lookup in the Host check")
+
+    for name in ("gethostbyname", "gethostbyname_ex", "getaddrinfo", "gethostbyaddr"):
+        monkeypatch.setattr(socket, name, no_dns)
+    assert client.get("/", headers={"Host": "8.8.8.8"}).status_code == 403
+    assert client.get("/", headers={"Host": "1.1.1.1:11434"}).status_code == 403
+
+
+def test_an_address_of_one_of_our_interfaces_is_allowed() -> None:
+    from llmd.api.web import _local_addresses
+
+    addresses = _local_addresses()
+    assert "127.0.0.1" in addresses
+    assert all(allowed_host(a) for a in addresses)

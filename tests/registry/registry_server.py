@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from harness import tied_to_this_process
 import pytest
 from harness import terminate
 
@@ -78,7 +79,7 @@ def run_registry(workdir: Path, users: Mapping[str, str] | None = None) -> Itera
     )
     log = (workdir / "registry.log").open("wb")
     process = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, preexec_fn=tied_to_this_process())
     reg = Registry(f"127.0.0.1:{port}", storage, process)
     try:
         deadline = time.monotonic() + START_TIMEOUT

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import filecmp
+import hashlib
 
 import pytest
 from llmd.errors import RegistryAuthError, RegistryError
@@ -128,3 +130,39 @@ async def test_a_bearer_challenge_is_answered_with_a_token_from_the_realm(
         assert progress[-1].status == "success"
         assert proxy.token_requests[-1] == {"service": "llmd-test", "scope": "repository:test/bearer:pull"}
     assert dest.has_blob(digests[0])
+
+
+async def test_pulling_a_new_version_prunes_the_blobs_only_the_old_one_used(
+    registry: Registry, tmp_path
+) -> None:
+    _, old = await publish_raw(registry.host, "test/moving", "latest", {SYSTEM: b"version one"})
+    dest = Store(tmp_path / "models")
+    target = Target.parse(f"{registry.host}/test/moving:latest", insecure=True)
+    await collect(Transfers(dest).pull(target))
+    assert dest.has_blob(old[0])
+    _, new = await publish_raw(registry.host, "test/moving", "latest", {SYSTEM: b"version two"})
+    await collect(Transfers(dest).pull(target))
+    assert dest.has_blob(new[0])
+    assert not dest.has_blob(old[0])  # as a create over an existing name does
+
+
+async def test_a_pull_writes_its_manifest_only_under_the_store_lock(registry: Registry, tmp_path) -> None:
+    # The lock orders manifest changes with the reference counting that decides what to prune:
+    # a pull writing beside a delete could have its fresh blobs pruned from under it.
+    await publish_raw(registry.host, "test/locked", "v1", {SYSTEM: b"locked layer"})
+    dest = Store(tmp_path / "models")
+    name = ModelName.parse(f"{registry.host}/test/locked:v1")
+    pull = asyncio.create_task(collect(Transfers(dest).pull(Target.parse(str(name), insecure=True))))
+    async with dest._lock:  # what a create, copy or delete holds while it changes manifests
+        async with asyncio.timeout(60):
+            while not dest.has_blob(digest_of(b"locked layer")):
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)
+        assert not name.manifest_path(dest.root).exists()
+    async with asyncio.timeout(60):
+        await pull
+    assert name.manifest_path(dest.root).exists()
+
+
+def digest_of(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"

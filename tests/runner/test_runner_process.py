@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from llmd.config import Config
-from llmd.errors import InvalidRequest, RunnerLoadFailed
-from llmd.runner.grammar import JSON_GBNF
+from llmd.errors import InvalidRequest, LimitExceeded, RunnerLoadFailed
+from llmd.runner import protocol
+from llmd.runner.grammar import json_schema_to_gbnf
 from llmd.runner.handle import RunnerHandle, spawn_runner
 from llmd.runner.request import (
     Completed,
@@ -150,15 +151,20 @@ async def test_an_overlong_prompt_fails_clearly_unless_truncated(
 async def test_a_json_grammar_constrains_the_output_to_json(
     runner: RunnerHandle,
 ) -> None:
-    text, _ = await complete(
+    # A schema that closes the object after two keys, and room to finish: the grammar is held
+    # to a whole object every run (free-form JSON from greedy SmolLM2 repeats a key until
+    # num_predict cuts it, and a cut-off prefix proved nothing).
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    text, done = await complete(
         runner,
         chat("Describe a cat as JSON."),
-        SamplingOptions(temperature=0, num_predict=60, grammar=JSON_GBNF),
+        SamplingOptions(temperature=0, num_predict=200, grammar=json_schema_to_gbnf(schema)),
     )
-    assert text.lstrip().startswith("{")
-    if not text.rstrip().endswith("}"):
-        return  # cut by num_predict: a prefix of an object is all that can be asked
-    assert isinstance(json.loads(text), dict)
+    assert done.done_reason == "stop", f"cut off after {done.eval_count} tokens: {text!r}"
+    value = json.loads(text)
+    assert isinstance(value, dict) and set(value) == {"name", "age"}
+    assert isinstance(value["name"], str) and isinstance(value["age"], int)
 
 
 async def test_a_grammar_that_does_not_parse_is_an_invalid_request(
@@ -168,19 +174,71 @@ async def test_a_grammar_that_does_not_parse_is_an_invalid_request(
         await complete(runner, "hi", SamplingOptions(grammar="root ::= ("))
 
 
-async def test_a_closed_stream_cancels_and_the_runner_serves_on(
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def idle_cpu(pid: int, seconds: float = 1.0) -> float:
+    """CPU time a process spends over ``seconds``: near zero once it is blocked waiting."""
+    before = cpu_seconds(pid)
+    await asyncio.sleep(seconds)
+    return cpu_seconds(pid) - before
+
+
+async def test_a_closed_stream_cancels_and_the_runner_serves_on(gguf_path: Path) -> None:
+    # One slot and a generation that would run for minutes: only a real cancel frees it. The
+    # runner's CPU time shows it stopped computing (an 8-slot runner would serve the next
+    # request anyway and hide a cancel that never happened).
+    single = await spawn_runner(gguf_path, LoadOptions(num_ctx=4096, num_parallel=1), Config())
+    try:
+        stream = single.generate(CompletionRequest(
+            chat("Count to one thousand."), SamplingOptions(temperature=0, num_predict=100000)))
+        first = await anext(stream)
+        assert isinstance(first, TextDelta)
+        await stream.aclose()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.5)  # the cancel frame, then the step in progress
+        assert await idle_cpu(single.pid) < 0.2
+        text, done = await complete(single, repeat("apple"))
+        assert "apple" in text and done.done_reason in ("stop", "length")
+    finally:
+        await single.close()
+
+
+async def test_a_request_too_large_for_a_frame_is_refused_and_the_runner_serves_on(
     runner: RunnerHandle,
 ) -> None:
-    stream = runner.generate(
-        CompletionRequest(
-            chat("Count to one thousand."), SamplingOptions(temperature=0)
-        )
-    )
-    first = await anext(stream)
-    assert isinstance(first, TextDelta)
-    await stream.aclose()  # type: ignore[attr-defined]
-    text, done = await complete(runner, repeat("apple"))
-    assert "apple" in text and done.done_reason in ("stop", "length")
+    pid = runner.pid
+    with pytest.raises(LimitExceeded, match="too large for the model runner"):
+        await complete(runner, "a" * (protocol.MAX_FRAME + 1))
+    text, _ = await complete(runner, repeat("river"))
+    assert "river" in text and runner.pid == pid and runner.alive
+
+
+async def test_an_oversized_frame_is_skipped_by_the_runner_not_fatal(
+    runner: RunnerHandle,
+) -> None:
+    # what a main process without the check above used to send: the runner died of it
+    size = protocol.MAX_FRAME + 1
+    runner._writer.write(protocol.HEADER.pack(size) + b" " * size)
+    text, _ = await complete(runner, repeat("guitar"))
+    assert "guitar" in text and runner.alive
+
+
+async def test_a_cancelled_embedding_stops_between_inputs(gguf_path: Path) -> None:
+    single = await spawn_runner(gguf_path, LoadOptions(num_ctx=512, num_parallel=1), Config())
+    try:
+        task = asyncio.create_task(single.embed(["word " * 50] * 4000, True))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)
+        assert await idle_cpu(single.pid) < 0.2
+        result = await single.embed(["still here"], True)
+        assert len(result.embeddings) == 1
+    finally:
+        await single.close()
 
 
 async def test_logprobs_come_with_each_token_when_asked(runner: RunnerHandle) -> None:

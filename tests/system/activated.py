@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import tied_to_this_process
+
 DEADLINE = 60.0  # seconds before a wait is declared hung; never a timing assertion
 
 
@@ -36,6 +38,7 @@ def spawn_activated(
         return subprocess.Popen(
             ["/bin/bash", "-c", script, "bash", sys.executable, "-m", "llmd", "serve", *args],
             pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=tied_to_this_process(),
         )
 
 

@@ -81,3 +81,50 @@ def test_watchdog_is_armed_at_half_the_interval_only_for_us(env: dict[str, str],
 def test_status_line_counts_loaded_models_and_queued_requests() -> None:
     assert status_line(None) == "serving"
     assert status_line(Scheduler(Config())) == "serving; 0 models loaded; 0 queued"
+
+
+class _FlakyScheduler:
+    """The scheduler seam of ServiceManager: looks at it fail six times, then work.
+
+    The real trigger (a keep_alive that overflowed datetime in ``running()``) is refused at the
+    edge now; any other bug in that look must not end the task either.
+    """
+
+    def __init__(self) -> None:
+        self.failures = 6  # status_line's own look is guarded; the idle check's was not
+        self.queue_depth = 0
+
+    def running(self) -> list[object]:
+        if self.failures:
+            self.failures -= 1
+            raise OverflowError("date value out of range")
+        return []
+
+
+class _ServerState:
+    connections: set[object] = set()
+    total_requests = 0
+
+
+class _Server:
+    should_exit = False
+    server_state = _ServerState()
+
+
+async def test_housekeeping_survives_a_failing_look_at_the_scheduler_and_still_exits_when_idle(
+    manager: NotifyListener,
+) -> None:
+    from llmd.system.reload import Reloader
+    from llmd.system.service import ServiceManager
+
+    scheduler = _FlakyScheduler()
+    service = ServiceManager(Reloader(Config(idle_exit=0.2), None), scheduler, Notifier())
+    server = _Server()
+    service.started(server)
+    try:
+        async with asyncio.timeout(30):
+            while not server.should_exit:
+                await asyncio.sleep(0.05)
+    finally:
+        service.stopping()
+    assert scheduler.failures == 0

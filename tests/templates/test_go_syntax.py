@@ -148,3 +148,14 @@ def test_a_valid_template_passes_the_check() -> None:
 def test_absurd_nesting_is_a_template_error_not_a_crash() -> None:
     with pytest.raises(TemplateError, match="nested too deeply"):
         check_go_template("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}")
+
+
+@pytest.mark.parametrize("spec", ["%2000000000d", "%2000000000s", "%.2000000000f", "%-2000000000v"])
+def test_printf_refuses_widths_and_precisions_beyond_go_s_bound(spec: str) -> None:
+    # a request's `template` could otherwise make the daemon build a 2 GB string
+    out = run("{{ printf $.F 5 }}", F=spec)
+    assert out in ("%!(BADWIDTH)", "%!(BADPREC)")
+
+
+def test_printf_still_pads_to_a_sane_width() -> None:
+    assert run('{{ printf "%8d|%-4s|%.2f" 42 "ab" 3.14159 }}') == "      42|ab  |3.14"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import pytest
 from llmd.templates import (
     ToolCall,
@@ -140,3 +144,50 @@ def test_streaming_mistral_prefix_split_across_deltas() -> None:
     )
     assert out[-2:] == [("", (ToolCall("f", {"a": [1, "]"]}),)), ("", ())]
     assert all(text == "" for text, _ in out)
+
+
+class _Deadline(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _within(seconds: float, what: str) -> Iterator[None]:
+    """A bound against a hang (quadratic work on the event loop), never a speed assertion."""
+
+    def expire(*_: object) -> None:
+        raise _Deadline
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Deadline:
+        pytest.fail(f"{what} took over {seconds:g} s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("tags", [None, ("<tool_call>", "</tool_call>")])
+def test_streaming_a_long_call_costs_time_in_proportion_to_its_length(
+    tags: tuple[str, str] | None,
+) -> None:
+    # The parser runs on the event loop that serves every client: rescanning all it holds on
+    # each delta made a 50,000-character call take ~10^9 steps. 20 s is a bound against that
+    # hang, orders of magnitude above what the linear parser needs (well under a second).
+    opening = tags[0] if tags else ""
+    argument = "x" * 50_000
+    text = opening + '{"name": "f", "arguments": {"a": "' + argument + '", "b": [1, 2]}}'
+    parser = ToolCallParser(tags)
+    with _within(20.0, "feeding a long call one character at a time"):
+        out = [parser.feed(c) for c in text] + [parser.flush()]
+    assert "".join(text for text, _ in out) == ""
+    assert [call for _, calls in out for call in calls] == [ToolCall("f", {"a": argument, "b": [1, 2]})]
+
+
+def test_flushing_many_nested_unfinished_calls_stays_bounded() -> None:
+    parser = ToolCallParser()
+    held = '{"name": ' * 20_000
+    with _within(20.0, "flushing nested unfinished calls"):
+        assert parser.feed(held) == ("", ())
+        assert parser.flush() == (held, ())

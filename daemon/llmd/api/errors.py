@@ -20,15 +20,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from llmd.errors import (
     AccessDenied,
     InsufficientMemory,
+    InsufficientStorage,
     InvalidRequest,
     KeyBusy,
     LlmdError,
     ModelCoolingDown,
+    LoadTimeout,
     NotFound,
     QueueFull,
     RegistryAuthError,
     RequestCanceled,
     Unauthorized,
+    RequestTooLarge,
 )
 
 log = logging.getLogger(__name__)
@@ -41,15 +44,18 @@ STATUS: dict[type[LlmdError], int] = {
     AccessDenied: 403,
     NotFound: 404,
     KeyBusy: 429,
+    RequestTooLarge: 413,
     RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
     ModelCoolingDown: 503,
+    LoadTimeout: 503,
+    InsufficientStorage: 507,
     LlmdError: 500,
 }
 
 # openai/openai.go NewError: only 400 and 404 have their own type.
-_OPENAI_TYPE = {400: "invalid_request_error", 404: "not_found_error"}
+_OPENAI_TYPE = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error"}
 # Anthropic's error types by status (anthropic/anthropic.go NewError; 529 is Anthropic's overload)
 _ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
@@ -186,6 +192,12 @@ def _json_error(exc: json.JSONDecodeError) -> str:
     return "unexpected EOF"
 
 
+def _no_constant(name: str) -> object:
+    # Python reads NaN and Infinity; JSON (and Go) has no such literals, and an option or a
+    # keep_alive of inf or NaN must not get past the edge.
+    raise InvalidRequest(f"invalid character {name[0]!r} looking for beginning of value")
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object whose top-level keys are lower-cased.
 
@@ -197,11 +209,13 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidRequest("missing request body")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise InvalidRequest("invalid character in request body: not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(_json_error(exc)) from None
+    except RecursionError:
+        raise InvalidRequest("json: exceeded max depth") from None
     if not isinstance(data, dict):
         kind = {list: "array", str: "string", bool: "bool", type(None): "null"}.get(
             type(data), "number"

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
+from llmd import limits
 from llmd.api.errors import OllamaJSONResponse, read_json
 from llmd.api.inference_schemas import (
     parse_chat,
@@ -133,6 +134,7 @@ async def _rendered(
 
 async def generate(request: Request) -> Response:
     req = parse_generate(await read_json(request))
+    limits.check_generation(req, request.app.state.config)
     items = runs.generate(services(request), req)
     rendered = _rendered(items, generate_json, req.model, request.state)
     # a load or unload is one application/json object whatever `stream` says, as Ollama's c.JSON
@@ -142,6 +144,7 @@ async def generate(request: Request) -> Response:
 
 async def chat(request: Request) -> Response:
     req = parse_chat(await read_json(request))
+    limits.check_generation(req, request.app.state.config)
     items = runs.chat(services(request), req)
     rendered = _rendered(items, chat_json, req.model, request.state)
     stream = req.stream and not runs.loads_only(req)
@@ -150,6 +153,7 @@ async def chat(request: Request) -> Response:
 
 async def embed(request: Request) -> Response:
     req = parse_embed(await read_json(request))
+    limits.check_embed(req, request.app.state.config)
     annotate(request.state, model=req.model)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse({
@@ -163,6 +167,7 @@ async def embed(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     req = parse_embeddings(await read_json(request))
+    limits.check_embed(req, request.app.state.config)
     annotate(request.state, model=req.model)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse({"embedding": list(result.vectors[0]) if result.vectors else []})

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd.api.errors import OllamaJSONResponse, read_json
+from llmd.api.limits import declared_length
 from llmd.api.render import format_parameters, rfc3339, trim_arrays
 from llmd.api.schemas import parse_copy, parse_create, parse_delete, parse_show
 from llmd.api.streaming import ndjson_response, status_events
@@ -103,7 +104,11 @@ async def create_blob(request: Request) -> Response:
     store = _store(request)
     if store.has_blob(digest):
         return Response(status_code=200)  # Ollama answers before reading the body
-    created = await store.write_blob(digest, request.stream())
+    # exempt from max_request_bytes (api/limits.py): streamed to disk, bounded by free space
+    created = await store.write_blob(
+        digest, request.stream(), size=declared_length(request.scope),
+        min_free=request.app.state.config.min_free_disk,
+    )
     return Response(status_code=201 if created else 200)
 
 

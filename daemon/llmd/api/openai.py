@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
+from llmd import limits
 from llmd import openai_convert as oa
 from llmd.api.errors import OllamaJSONResponse, openai_error_body, read_json
 from llmd.api.inference import services
@@ -22,6 +23,9 @@ from llmd.errors import InvalidModelName, ModelNotFound
 from llmd.generation import ChatRequest, Output
 from llmd.store import ModelName
 from llmd.system.requestlog import annotate
+
+# OpenAI's spelling of the options a limit may refuse, for the error message
+_OPENAI_NAMES = {"num_predict": "max_tokens"}
 
 
 class _AnyTextConvertor(PathConvertor):
@@ -36,6 +40,7 @@ register_url_convertor("anytext", _AnyTextConvertor())
 async def _respond(converted: oa.OpenAIRequest, request: Request) -> Response:
     """Run the native request and answer as OpenAI does: one object, or an SSE stream."""
     native = converted.request
+    limits.check_generation(native, request.app.state.config, _OPENAI_NAMES)
     annotate(request.state, model=native.model)  # for the request record and its metrics
     is_chat = isinstance(native, ChatRequest)
     items = runs.chat(services(request), native) if is_chat else runs.generate(services(request), native)  # type: ignore[arg-type]
@@ -64,6 +69,7 @@ async def completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     req, encoding = oa.embed_request_from_openai(await read_json(request))
+    limits.check_embed(req, request.app.state.config)
     annotate(request.state, model=req.model)
     result = await runs.embed(services(request), req)
     return OllamaJSONResponse(

@@ -15,6 +15,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -132,11 +133,30 @@ def _host_part(host_header: str) -> str:
     return host_header
 
 
-def _local_addresses() -> set[str]:
+def _local_addresses(
+    fib_trie: Path = Path("/proc/net/fib_trie"), if_inet6: Path = Path("/proc/net/if_inet6")
+) -> set[str]:
+    """The addresses of this machine's interfaces, as Go's net.InterfaceAddrs gives Ollama.
+
+    Read from the kernel, never by resolving our host name: that is a DNS query, and the Host
+    check runs on the event loop for every request.
+    """
+    found: set[str] = set()
     try:
-        return set(socket.gethostbyname_ex(socket.gethostname())[2])
+        lines = fib_trie.read_text().splitlines()
     except OSError:
-        return set()
+        lines = []
+    for previous, line in zip(lines, lines[1:]):
+        if line.strip() == "/32 host LOCAL" and "|--" in previous:
+            found.add(previous.split("|--", 1)[1].strip())
+    try:
+        for line in if_inet6.read_text().splitlines():
+            hexa = line.split()[0] if line.split() else ""
+            if len(hexa) == 32:
+                found.add(str(ipaddress.IPv6Address(bytes.fromhex(hexa))))
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def allowed_host(host: str) -> bool:

@@ -47,6 +47,7 @@ from llmd.bus.interface import (
 )
 from llmd.config import Config, load_config, parse_keep_alive
 from llmd.errors import InvalidOption, InvalidRequest, ModelNotFound
+from llmd.limits import check_keep_alive
 from llmd import store as model_store
 from llmd.keys import KeyStore, parse_scopes
 from llmd.keys.values import MAX_LIFETIME
@@ -291,9 +292,11 @@ class ManagerService(Manager1):
         text = text.strip()
         try:
             # a bare number is seconds, as in JSON's "keep_alive": -1; otherwise a Go duration
-            return parse_keep_alive(float(text) if _NUMBER.fullmatch(text) else text)
+            seconds = parse_keep_alive(float(text) if _NUMBER.fullmatch(text) else text)
         except ValueError as exc:
             raise InvalidOption(str(exc)) from None
+        check_keep_alive(seconds, self._config)
+        return seconds
 
     def _load_options(self, model: Any) -> LoadOptions:
         """What an empty /api/generate for this model would load: its parameters, no request."""

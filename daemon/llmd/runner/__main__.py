@@ -18,7 +18,7 @@ import socket
 import sys
 from pathlib import Path
 
-from llmd.errors import LlmdError, RunnerLoadFailed
+from llmd.errors import InvalidRequest, LlmdError, RunnerLoadFailed
 from llmd.runner import protocol
 from llmd.runner.request import Completed, LoadOptions
 from llmd.submodule import bare_package
@@ -84,7 +84,18 @@ class Runner:
         self.running = True
 
     def send(self, message: protocol.Message) -> None:
-        self._out.append(protocol.encode(message))
+        frame = protocol.encode(message)
+        if len(frame) - protocol.HEADER.size > protocol.MAX_FRAME:
+            # The main side would have to drop the connection (and us) to skip it: answer the
+            # request with an error instead.
+            job_id = message.get("id")  # type: ignore[union-attr]
+            too_large = InvalidRequest(
+                f"the answer is too large ({len(frame)} bytes, limit {protocol.MAX_FRAME})"
+            )
+            frame = protocol.encode(
+                protocol.error_message(job_id if isinstance(job_id, int) else None, too_large)
+            )
+        self._out.append(frame)
 
     def flush(self) -> None:
         if self._out:
@@ -104,6 +115,9 @@ class Runner:
                     return
                 for message in self._frames.feed(data):
                     self._handle(message)
+                for size in self._frames.take_dropped():
+                    too_large = InvalidRequest(f"runner frame of {size} bytes is too large; dropped")
+                    self.send(protocol.error_message(None, too_large))
             if self.running and self._engine.busy:
                 _fault("decode")
                 self._step()
@@ -126,7 +140,7 @@ class Runner:
         except StepFailed as failure:
             for job_id in failure.job_ids:
                 self.send(protocol.error_message(job_id, failure.error))
-            return
+            events = failure.events  # what the other requests made in that step
         items: list[list[object]] = []
         for job_id, event in events:
             if isinstance(event, Completed):

@@ -13,7 +13,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import llama_cpp as lc
 
@@ -151,6 +150,13 @@ class Engine:
             tokens = [self.vocab.bos] if self.vocab.bos >= 0 else []
         if not tokens:
             raise InvalidRequest("the prompt is empty")
+        # llama_decode refuses a batch holding an id outside the vocabulary, and with it every
+        # request in that batch: refuse the one request here instead (Ollama's runner checks too).
+        bad = next((t for t in request.context if not 0 <= t < self.vocab.n_tokens), None)
+        if bad is not None:
+            raise InvalidRequest(
+                f"invalid token id {bad} in context: the vocabulary has {self.vocab.n_tokens} tokens"
+            )
         tokens = self._fit(tokens, request)
         job = _Job(
             id=job_id,
@@ -217,14 +223,20 @@ class Engine:
 
     # --- one decode step -----------------------------------------------------------------------
 
-    def step(self) -> list[Event]:
-        """Decode one batch and sample every slot that produced logits."""
+    def step(self, only: list[_Slot] | None = None) -> list[Event]:
+        """Decode one batch and sample every slot that produced logits.
+
+        ``only`` limits the batch to those slots (the retry of a failed batch, one at a time).
+        """
         batch = self._batch
         n = 0
         outputs: list[tuple[_Slot, int]] = []
+        undo: dict[int, _Undo] = {}
 
         def add(slot: _Slot, token: int, logits: bool) -> None:
             nonlocal n
+            if slot.seq not in undo:
+                undo[slot.seq] = _Undo(slot, len(slot.cached))
             batch.token[n] = token
             batch.pos[n] = len(slot.cached)
             batch.n_seq_id[n] = 1
@@ -235,12 +247,13 @@ class Engine:
                 outputs.append((slot, n))
             n += 1
 
-        active = [s for s in self._slots if s.job is not None]
+        active = [s for s in (only or self._slots) if s.job is not None]
         for slot in active:
             job = slot.job
             assert job is not None
             if job.next_token is not None:
                 add(slot, job.next_token, True)
+                undo[slot.seq].next_token = job.next_token
                 job.next_token = None
         # Prompts fill what is left of the batch, oldest admission first.
         for slot in sorted(active, key=lambda s: s.job.admitted_ns if s.job else 0):
@@ -250,6 +263,9 @@ class Engine:
                 continue
             chunk = job.pending[: self._n_batch - n]
             del job.pending[: len(chunk)]
+            if chunk:
+                add_undo = undo.setdefault(slot.seq, _Undo(slot, len(slot.cached)))
+                add_undo.chunk = chunk
             for i, token in enumerate(chunk):
                 add(slot, token, not job.pending and i == len(chunk) - 1)
         if n == 0:
@@ -257,7 +273,7 @@ class Engine:
         batch.n_tokens = n
         rc = lc.llama_decode(self._ctx, batch)
         if rc != 0:
-            return self._fail_all(f"llama_decode failed with status {rc}")
+            return self._isolate(list(undo.values()), rc)
         events: list[Event] = []
         for slot, index in outputs:
             events.extend(self._sample(slot, index))
@@ -349,14 +365,30 @@ class Engine:
         self._release(slot)
         return events
 
-    def _fail_all(self, message: str) -> NoReturn:
-        """A decode error: every running request fails and the KV cache starts clean."""
-        failed = [s.job.id for s in self._slots if s.job is not None]
-        for slot in self._slots:
+    def _isolate(self, parts: list[_Undo], rc: int) -> list[Event]:
+        """A decode error: undo the batch, then decode each slot's share of it alone, so only the
+        request whose tokens llama.cpp refuses fails and the others keep their slot and cache."""
+        for part in parts:
+            part.restore(self._mem)
+        error = RunnerError(f"llama_decode failed with status {rc}")
+        if len(parts) == 1:
+            slot = parts[0].slot
+            assert slot.job is not None
+            failed = slot.job.id
             self._release(slot)
-            slot.cached.clear()
-        lc.llama_memory_clear(self._mem, True)
-        raise StepFailed(failed, RunnerError(message))
+            self._admit()
+            raise StepFailed([failed], error)
+        events: list[Event] = []
+        lost: list[int] = []
+        for part in parts:
+            try:
+                events.extend(self.step(only=[part.slot]))
+            except StepFailed as failure:
+                lost.extend(failure.job_ids)
+                events.extend(failure.events)
+        if lost:
+            raise StepFailed(lost, error, events)
+        return events
 
     # --- embeddings (runner/embedding.py) and LoRA adapters ----------------------------------
 
@@ -392,12 +424,35 @@ class Engine:
 
 
 class StepFailed(Exception):
-    """A decode step failed: these requests are lost, the runner itself carries on."""
+    """A decode step failed for these requests; the runner and the other requests carry on,
+    and ``events`` are what the others produced in that step."""
 
-    def __init__(self, job_ids: list[int], error: RunnerError) -> None:
+    def __init__(self, job_ids: list[int], error: RunnerError, events: list[Event] | None = None) -> None:
         super().__init__(str(error))
         self.job_ids = job_ids
         self.error = error
+        self.events = events or []
+
+
+@dataclass
+class _Undo:
+    """How to take one slot's share of a batch back out: its cache length before the batch,
+    and the job state the batch consumed."""
+
+    slot: _Slot
+    cached: int
+    next_token: int | None = None
+    chunk: list[int] = field(default_factory=list)
+
+    def restore(self, memory: object) -> None:
+        lc.llama_memory_seq_rm(memory, self.slot.seq, self.cached, -1)
+        del self.slot.cached[self.cached :]
+        job = self.slot.job
+        if job is None:
+            return
+        if self.next_token is not None:
+            job.next_token = self.next_token
+        job.pending[:0] = self.chunk
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -8,6 +8,7 @@ it held with RunnerCrashed. A caller that stops iterating ``generate`` sends ``c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -22,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from llmd.config import Config
-from llmd.errors import LlmdError, RunnerCrashed, RunnerError, RunnerLoadFailed
+from llmd.errors import (
+    LimitExceeded,
+    LlmdError,
+    RunnerCrashed,
+    RunnerError,
+    RunnerLoadFailed,
+)
 from llmd.runner import protocol
 from llmd.runner.cpu import CpuInfo
 from llmd.runner.request import (
@@ -106,7 +113,7 @@ async def spawn_runner(
     if "OMP_WAIT_POLICY" not in env:
         env.setdefault("GOMP_SPINCOUNT", _GOMP_SPINCOUNT)
     try:
-        process = await asyncio.create_subprocess_exec(
+        starting = asyncio.ensure_future(asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "llmd.runner",
@@ -125,15 +132,34 @@ async def spawn_runner(
                 child.fileno(),
             ),  # close_fds stays on: no listening socket leaks in
             env=env,
-        )
+        ))
+        try:
+            # shielded: a request cancelled while the process is being created must not lose
+            # the only reference to a runner that then lives on, unreaped
+            process = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await _kill_and_reap(await starting)
+            raise
     finally:
         child.close()
-    reader, writer = await asyncio.open_unix_connection(
-        sock=parent, limit=protocol.MAX_FRAME
-    )
+    try:
+        reader, writer = await asyncio.open_unix_connection(
+            sock=parent, limit=protocol.MAX_FRAME
+        )
+    except BaseException:
+        await asyncio.shield(_kill_and_reap(process))
+        raise
     handle = RunnerHandle(process, reader, writer)
     await handle._wait_loaded(model_path, config.load_timeout)
     return handle
+
+
+async def _kill_and_reap(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    await process.wait()
 
 
 class RunnerHandle:
@@ -179,11 +205,16 @@ class RunnerHandle:
     # --- start-up ------------------------------------------------------------------------------
 
     async def _read(self) -> protocol.Message:
-        header = await self._reader.readexactly(protocol.HEADER.size)
-        (size,) = protocol.HEADER.unpack(header)
-        if size > protocol.MAX_FRAME:
-            raise ValueError(f"runner frame of {size} bytes is too large")
-        return protocol.decode(await self._reader.readexactly(size))
+        while True:
+            header = await self._reader.readexactly(protocol.HEADER.size)
+            (size,) = protocol.HEADER.unpack(header)
+            if size <= protocol.MAX_FRAME:
+                return protocol.decode(await self._reader.readexactly(size))
+            # The runner never sends one (it answers with an error instead); skip it rather
+            # than give up on the runner and every request it holds.
+            log.warning("runner frame too large; skipped", extra={"PID": self.pid, "SIZE": size})
+            while size:
+                size -= len(await self._reader.readexactly(min(size, 1 << 20)))
 
     async def _wait_loaded(self, model_path: Path, timeout: float) -> None:
         try:
@@ -295,7 +326,14 @@ class RunnerHandle:
             raise RunnerCrashed(
                 f"llama runner process has terminated: {describe_exit(self.returncode)}"
             )
-        self._writer.write(protocol.encode(message))
+        frame = protocol.encode(message)
+        if len(frame) - protocol.HEADER.size > protocol.MAX_FRAME:
+            # refused here: the runner could only skip it, and this request would wait forever
+            raise LimitExceeded(
+                f"the request is too large for the model runner ({len(frame)} bytes, "
+                f"limit {protocol.MAX_FRAME})"
+            )
+        self._writer.write(frame)
 
     async def _call(self, build: Callable[[int], protocol.Message]) -> dict[str, Any]:
         job_id = next(self._ids)
@@ -339,23 +377,36 @@ class RunnerHandle:
                 yield event
         finally:
             self._pending.pop(job_id, None)
-            if not finished and self.alive and not self._writer.is_closing():
-                # The caller went away: free the slot before the runner's next decode step.
-                self._writer.write(protocol.encode({"type": "cancel", "id": job_id}))
+            if not finished:
+                self._cancel(job_id)
 
     async def embed(self, inputs: Sequence[str], truncate: bool) -> EmbeddingResult:
-        answer = await self._call(
-            lambda i: {
-                "type": "embed",
-                "id": i,
-                "inputs": list(inputs),
-                "truncate": truncate,
-            }
-        )
-        return EmbeddingResult(
-            embeddings=tuple(tuple(v) for v in answer["embeddings"]),
-            prompt_eval_count=answer["prompt_eval_count"],
-        )
+        job_id = next(self._ids)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending[job_id] = queue
+        vectors: list[tuple[float, ...]] = []
+        count = 0
+        finished = False
+        try:
+            self._send({"type": "embed", "id": job_id, "inputs": list(inputs), "truncate": truncate})
+            while not finished:
+                answer = await queue.get()
+                if isinstance(answer, LlmdError):
+                    finished = True
+                    raise answer
+                vectors.extend(tuple(v) for v in answer["embeddings"])
+                count += answer["prompt_eval_count"]
+                finished = not answer.get("more", False)
+        finally:
+            self._pending.pop(job_id, None)
+            if not finished:
+                self._cancel(job_id)
+        return EmbeddingResult(embeddings=tuple(vectors), prompt_eval_count=count)
+
+    def _cancel(self, job_id: int) -> None:
+        if self.alive and not self._writer.is_closing():
+            # The caller went away: free the slot before the runner's next decode step.
+            self._writer.write(protocol.encode({"type": "cancel", "id": job_id}))
 
     async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         answer = await self._call(

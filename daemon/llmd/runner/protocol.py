@@ -99,10 +99,13 @@ class UsageMessage(TypedDict):
 
 
 class EmbeddingMessage(TypedDict):
+    """The vectors of some inputs of an embed request, in order; ``more`` until the last."""
+
     type: Literal["embedding"]
     id: int
     embeddings: list[list[float]]
     prompt_eval_count: int
+    more: bool
 
 
 class TokensMessage(TypedDict):
@@ -162,18 +165,38 @@ def decode(body: bytes) -> Message:
 
 
 class FrameBuffer:
-    """Incremental decoder for the runner side, which reads a plain blocking socket."""
+    """Incremental decoder for the runner side, which reads a plain blocking socket.
+
+    A frame over MAX_FRAME is skipped unread (its size goes to ``take_dropped``) rather than
+    ending the stream: the frames after it are still good, and so are the runner's other
+    requests.
+    """
 
     def __init__(self) -> None:
         self._data = bytearray()
+        self._skip = 0
+        self._dropped: list[int] = []
+
+    def take_dropped(self) -> list[int]:
+        dropped, self._dropped = self._dropped, []
+        return dropped
 
     def feed(self, data: bytes) -> list[Message]:
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
         self._data += data
         out: list[Message] = []
         while len(self._data) >= HEADER.size:
             (size,) = HEADER.unpack_from(self._data)
             if size > MAX_FRAME:
-                raise ValueError(f"runner frame of {size} bytes is too large")
+                self._dropped.append(size)
+                del self._data[: HEADER.size]
+                skipped = min(size, len(self._data))
+                del self._data[:skipped]
+                self._skip = size - skipped
+                continue
             end = HEADER.size + size
             if len(self._data) < end:
                 break

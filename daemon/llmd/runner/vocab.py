@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import llama_cpp as lc
 
+from llmd.errors import InvalidRequest
+
 
 class Vocab:
     def __init__(self, model: ctypes.c_void_p) -> None:
@@ -51,6 +53,9 @@ class Vocab:
             size = -n
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        bad = next((t for t in tokens if not 0 <= t < self.n_tokens), None)
+        if bad is not None:  # llama.cpp would read past its token table
+            raise InvalidRequest(f"invalid token id {bad}: the vocabulary has {self.n_tokens} tokens")
         ids = (lc.llama_token * len(tokens))(*tokens)
         size = max(16, len(tokens) * 8)
         while True:

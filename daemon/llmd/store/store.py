@@ -9,6 +9,7 @@ manifest has used for an hour (Ollama's prune, unless ``noprune``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
-from llmd.errors import InvalidModelFile, ModelNotFound
+from llmd.errors import InsufficientStorage, InvalidModelFile, ModelNotFound
 from llmd.store import manifest as mf
 from llmd.store.blobs import CHUNK, Blobs, clean_temp_files
 from llmd.store.create import Status, TemplateCheck, build_layers
@@ -70,20 +71,44 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self._blobs.has(digest)
 
-    async def write_blob(self, digest: str, chunks: AsyncIterator[bytes]) -> bool:
-        """Store a blob streamed in; False if it already existed. DigestMismatch keeps nothing."""
+    def free_disk(self) -> int:
+        stat = os.statvfs(self._blobs.dir)
+        return stat.f_bavail * stat.f_frsize
+
+    def _check_room(self, needed: int, min_free: int, written: int = 0) -> None:
+        free = self.free_disk()
+        if free - needed < min_free:
+            raise InsufficientStorage(
+                f"not enough disk space for the blob: {free} bytes free after {written} written, "
+                f"{needed} more needed, {min_free} kept free (min_free_disk)"
+            )
+
+    async def write_blob(
+        self, digest: str, chunks: AsyncIterator[bytes], *, size: int | None = None, min_free: int = 0
+    ) -> bool:
+        """Store a blob streamed in; False if it already existed. DigestMismatch keeps nothing.
+
+        The upload must leave ``min_free`` bytes of disk free: a declared ``size`` is checked
+        before the first byte, and the disk again as the bytes arrive; InsufficientStorage
+        keeps nothing."""
         digest = parse_digest(digest)
+        if size is not None:
+            await asyncio.to_thread(self._check_room, size, min_free)
         temp, fd = await asyncio.to_thread(self._blobs.open_temp)
         hasher = hashlib.sha256()
         pending: list[bytes] = []
         pending_size = 0
+        written = 0
 
         def flush(parts: list[bytes]) -> None:
+            nonlocal written
             for part in parts:
                 hasher.update(part)
                 view = memoryview(part)
                 while view:
                     view = view[os.write(fd, view):]
+                written += len(part)
+            self._check_room(0, min_free, written)
 
         try:
             async for chunk in chunks:
@@ -93,6 +118,12 @@ class Store:
                     parts, pending, pending_size = pending, [], 0
                     await asyncio.to_thread(flush, parts)
             await asyncio.to_thread(flush, pending)
+        except OSError as exc:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise InsufficientStorage(f"not enough disk space for the blob: {exc.strerror}") from None
+            raise
         except BaseException:
             os.close(fd)
             temp.unlink(missing_ok=True)
@@ -191,11 +222,18 @@ class Store:
             raise ModelNotFound(f"model '{name.short}' not found") from None
         return manifest, config if isinstance(config, dict) else {}, found[0].short
 
-    def _replace_manifest(self, name: ModelName, manifest: Manifest) -> None:
-        found = self._find(name)
+    async def put_manifest(self, name: ModelName, data: bytes) -> None:
+        """Write a pulled manifest as the registry sent it (its bytes are its digest), then
+        prune the blobs only the manifest it replaced used; under the lock, like every change."""
+        manifest = Manifest.from_bytes(data)
+        async with self._lock:
+            await asyncio.to_thread(self._replace_manifest, name, manifest, data)
+
+    def _replace_manifest(self, name: ModelName, manifest: Manifest, data: bytes | None = None) -> None:
+        found = self._find(name)  # keeps the spelling already on disk, as Ollama does
         path = found[1] if found else name.manifest_path(self.root)
         old = _read_manifest(path) if found else None
-        write_manifest(path, manifest.to_bytes())
+        write_manifest(path, manifest.to_bytes() if data is None else data)
         if old is not None and not self.noprune:
             self._remove_unreferenced(old.digests() - manifest.digests())
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
 from llmd.store.blobs import CHUNK, fsync_dir, temp_path
 from llmd.store.digest import parse_digest
-from llmd.store.manifest import Manifest, iter_manifests, write_manifest
+from llmd.store.manifest import Manifest, iter_manifests
 from llmd.store.names import ModelName
 from llmd.store.progress import Progress
 from llmd.store.registry import (
@@ -251,7 +251,7 @@ class Transfers:
             for download in joined:
                 self._leave(download)
         yield Progress("writing manifest")
-        await asyncio.to_thread(self._write_manifest, target.name, data)
+        await self.store.put_manifest(target.name, data)
         yield Progress("success")
 
     def _join(self, target: Target, digest: str, total: int) -> Download:
@@ -370,15 +370,6 @@ class Transfers:
             download.completed -= unflushed  # bytes lost with a dropped buffer are fetched again
         if part.remaining > 0:
             raise RegistryError(f"pull blob {download.digest}: the registry sent too few bytes")
-
-    def _write_manifest(self, name: ModelName, data: bytes) -> None:
-        path = name.manifest_path(self.store.root)
-        key = name.casefold_key()
-        for found, found_path in iter_manifests(self.store.root):
-            if found.casefold_key() == key:
-                path = found_path  # keep the spelling already on disk, as Ollama does
-                break
-        write_manifest(path, data)
 
     # --- push ------------------------------------------------------------------------------------
 

@@ -154,15 +154,24 @@ class ServiceManager:
         )
 
     async def _housekeeping(self) -> None:
+        # This task alone sends STATUS= and drives idle exit: a failing look at the scheduler
+        # is logged (once per distinct failure) and the next tick tries again; it never ends it.
+        failure = ""
         while True:
             await asyncio.sleep(min(TICK, self.config.idle_exit / 4 or TICK))
-            status = status_line(self.scheduler)
-            if status != self._status:
-                self._status = status
-                self.notifier.status(status)
-            if self._idle.observe(self._activity()):
-                self._exit_idle()
-                return
+            try:
+                status = status_line(self.scheduler)
+                if status != self._status:
+                    self._status = status
+                    self.notifier.status(status)
+                if self._idle.observe(self._activity()):
+                    self._exit_idle()
+                    return
+                failure = ""
+            except Exception as exc:
+                if repr(exc) != failure:
+                    failure = repr(exc)
+                    log.exception("housekeeping failed; retrying", extra={"TASK": "llmd-housekeeping"})
 
     def _exit_idle(self) -> None:
         assert self._server is not None

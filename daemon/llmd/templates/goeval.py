@@ -316,6 +316,7 @@ def _sprintln(*args: object) -> str:
     return " ".join(go_print(a) if a is not None else "<nil>" for a in args) + "\n"
 
 
+_MAX_WIDTH = 1_000_000
 _VERB = re.compile(r"%([-+# 0]*)(\d*)(?:\.(\d+))?([a-zA-Z%])")
 
 
@@ -328,6 +329,12 @@ def _sprintf(fmt: object, *args: object) -> str:
         flags, width, prec, v = m.groups()
         if v == "%":
             return "%"
+        # Go's fmt refuses a width or precision over a million (fmt.tooLarge); a request's
+        # template must not make us pad a string to gigabytes.
+        if (width and int(width) > _MAX_WIDTH) or (prec and int(prec) > _MAX_WIDTH):
+            if rest:
+                rest.pop(0)  # the verb's operand goes with it
+            return "%!(BADWIDTH)" if width and int(width) > _MAX_WIDTH else "%!(BADPREC)"
         if not rest:
             return f"%!{v}(MISSING)"
         arg = rest.pop(0)

@@ -27,7 +27,11 @@ _JINJA_TAGS = (
 )
 # The first key of a call object; anything else means the JSON is not a call.
 _CALL_KEYS = ("name", "arguments", "parameters", "function", "type", "id")
-_FIRST_KEY = re.compile(r'\s*(\[\s*)?(\{\s*("((?:[^"\\]|\\.)*)("?))?)?')
+# Bounded, so that deciding costs the same however long the text held back has grown: a key
+# longer than the longest call key, or a run of blanks no model writes there, is not a call.
+_FIRST_KEY = re.compile(r'\s{0,64}(\[\s{0,64})?(\{\s{0,64}("((?:[^"\\]|\\.){0,16})("?))?)?')
+# Unfinished candidates retried one character on at the end of output, before the rest is text.
+_FINAL_RETRIES = 8
 _SPACE = " \t\r\n"
 
 
@@ -89,30 +93,47 @@ def _as_call(item: object, names: frozenset[str]) -> ToolCall | None:
     return ToolCall(name=name, arguments=args, id=call_id)
 
 
-def _json_end(text: str, start: int) -> int | None:
-    """Where the JSON value opening at ``start`` ends; None if it has not ended yet, -1 if broken."""
-    closers = {"{": "}", "[": "]"}
-    stack: list[str] = []
-    in_string = escaped = False
-    for i in range(start, len(text)):
-        c = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
+_CLOSERS = {"{": "}", "[": "]"}
+
+
+class _Scan:
+    """Where the JSON value opening at ``start`` of a growing text ends, found incrementally:
+    each character is looked at once, however many deltas the text arrives in."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self._pos = start
+        self._stack: list[str] = []
+        self._in_string = self._escaped = False
+        self._end: int | None = None
+
+    def end(self, text: str) -> int | None:
+        """The end; None if it has not ended yet, -1 if broken."""
+        if self._end is not None:
+            return self._end
+        stack = self._stack
+        for i in range(self._pos, len(text)):
+            c = text[i]
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif c == "\\":
+                    self._escaped = True
+                elif c == '"':
+                    self._in_string = False
             elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c in closers:
-            stack.append(closers[c])
-        elif c in "}]":
-            if not stack or stack.pop() != c:
-                return -1
-            if not stack:
-                return i + 1
-    return None
+                self._in_string = True
+            elif c in _CLOSERS:
+                stack.append(_CLOSERS[c])
+            elif c in "}]":
+                if not stack or stack.pop() != c:
+                    self._end = -1
+                    return -1
+                if not stack:
+                    self._end = i + 1
+                    return self._end
+        self._pos = len(text)
+        return None
 
 
 def _could_be_call(text: str) -> bool:
@@ -143,6 +164,8 @@ class ToolCallParser:
         self.opening, self.closing = tags or ("", "")
         self.names = frozenset(tool_names)
         self.buffer = ""
+        self._scan: _Scan | None = None  # of the candidate at the head of ``buffer``
+        self._retries = 0
 
     def feed(self, delta: str) -> tuple[str, tuple[ToolCall, ...]]:
         self.buffer += delta
@@ -152,6 +175,17 @@ class ToolCallParser:
         """The end of output: what is still held back is content unless it is a whole call."""
         return self._drain(final=True)
 
+    def _consume(self, n: int) -> None:
+        if n:
+            self.buffer = self.buffer[n:]
+            self._scan = None
+
+    def _end_of(self, start: int) -> int | None:
+        """The end of the JSON value at ``start`` of the buffer, carried on from the last delta."""
+        if self._scan is None or self._scan.start != start:
+            self._scan = _Scan(start)
+        return self._scan.end(self.buffer)
+
     def _drain(self, final: bool) -> tuple[str, tuple[ToolCall, ...]]:
         text: list[str] = []
         calls: list[ToolCall] = []
@@ -159,10 +193,14 @@ class ToolCallParser:
             start = self._candidate(final)
             if start is None:
                 text.append(self.buffer)
-                self.buffer = ""
+                self._consume(len(self.buffer))
                 break
             text.append(self.buffer[:start])
-            self.buffer = self.buffer[start:]
+            self._consume(start)
+            if final and self._retries >= _FINAL_RETRIES:
+                text.append(self.buffer)  # nested unfinished candidates: bounded work at the end
+                self._consume(len(self.buffer))
+                break
             step = self._step(final)
             if step[0] == "wait":
                 break
@@ -170,12 +208,14 @@ class ToolCallParser:
                 calls.extend(step[2])
             else:
                 text.append(self.buffer[: step[1]])
-            self.buffer = self.buffer[step[1] :]
+            self._consume(step[1])
         return "".join(text), tuple(calls)
 
     def _candidate(self, final: bool) -> int | None:
         """The first place a call could begin: a tag, a bracket, or a tag cut off at the end."""
         buf = self.buffer
+        if buf[:1] in ("{", "[") or (self.opening and buf.startswith(self.opening)):
+            return 0  # the usual case while a call streams in: no search through what is held
         spots = [i for i in (buf.find("{"), buf.find("[")) if i >= 0]
         if self.opening:
             at = buf.find(self.opening)
@@ -195,9 +235,13 @@ class ToolCallParser:
             return self._tagged(final)
         if tag and tag.startswith(buf):
             return ("text", len(buf)) if final else ("wait",)
-        end = _json_end(buf, 0)
+        if not _could_be_call(buf):
+            return ("text", 1)  # decided by its first characters: no need to scan the rest
+        end = self._end_of(0)
         if end is None:
-            return ("wait",) if not final and _could_be_call(buf) else ("text", 1)
+            if final:
+                self._retries += 1
+            return ("text", 1) if final else ("wait",)
         if end < 0:
             return ("text", 1)
         calls = self._decode(buf[:end])
@@ -211,7 +255,7 @@ class ToolCallParser:
             j += 1
         if j == len(buf):
             return ("text", skip) if final else ("wait",)
-        end = _json_end(buf, j) if buf[j] in "{[" else -1
+        end = self._end_of(j) if buf[j] in "{[" else -1
         if end is None:
             return ("text", skip) if final else ("wait",)
         calls = self._decode(buf[j:end]) if end > 0 else None
