@@ -326,9 +326,10 @@ SCHEMAS: dict[str, Schema] = {
                            "error": obj({"type": STRING, "message": STRING},
                                         required=("type", "message"))},
                           required=("type", "error")),
-    "MessagesRequest": request(_ANTHROPIC_BODY | {"max_tokens": {"type": "integer", "minimum": 1},
-                                                 "stream": described(BOOL, "Anthropic's event sequence over SSE")},
-                               required=("model", "max_tokens", "messages")),
+    "MessagesRequest": request(
+        {**_ANTHROPIC_BODY, "max_tokens": {"type": "integer", "minimum": 1},
+         "stream": described(BOOL, "Anthropic's event sequence over SSE")},
+        required=("model", "max_tokens", "messages")),
     "AnthropicMessage": obj({"id": STRING, "type": {"const": "message"},
                              "role": {"const": "assistant"}, "model": STRING,
                              "content": array(ANY_OBJECT), "stop_reason": nullable(STRING),
@@ -475,7 +476,8 @@ def document() -> dict[str, Any]:
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {"title": "llmd", "version": llmd.__version__,
-                 "description": "Ollama-compatible REST API, plus OpenAI- and Anthropic-compatible routes under /v1."},
+                 "description": "Ollama-compatible REST API, plus OpenAI- and Anthropic-compatible "
+                                "routes under /v1."},
         "servers": [{"url": "http://127.0.0.1:11434"}],
         "paths": PATHS,
         "components": {"schemas": SCHEMAS},
