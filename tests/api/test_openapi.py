@@ -18,8 +18,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from llmd import openai_convert as oa
+from llmd.api import anthropic_convert as ac
 from llmd.api import inference_schemas as inf
-from llmd.api import registry, schemas
+from llmd.api import registry, responses_convert, schemas
 from llmd.api.openapi import JSON, document
 from llmd.config import Config
 from llmd.errors import LlmdError
@@ -43,6 +44,9 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("post", "/v1/chat/completions"): oa.chat_request_from_openai,
     ("post", "/v1/completions"): oa.completion_request_from_openai,
     ("post", "/v1/embeddings"): oa.embed_request_from_openai,
+    ("post", "/v1/responses"): responses_convert.responses_request,
+    ("post", "/v1/messages"): ac.messages_request,
+    ("post", "/v1/messages/count_tokens"): ac.count_tokens_request,
 }
 
 # Required in the document but refused below the validator: Ollama's GenerateHandler answers a
@@ -135,10 +139,11 @@ def test_every_schema_is_valid_json_schema_2020_12() -> None:
 
 
 def test_a_null_field_is_taken_as_absent_as_go_does() -> None:
-    for method, path, _, example in json_bodies():
+    for method, path, schema, example in json_bodies():
         validate = VALIDATORS[method, path]
+        required = set(schema.get("required", ()))  # null there is absent, and refused as that is
         for field in example:
-            if field not in {"model", "source", "destination", "from", "messages", "input"}:
+            if field not in {"model", "source", "destination", "from", "messages", "input"} | required:
                 assert not refused(validate, {**example, field: None}), (method, path, field)
 
 

@@ -3,7 +3,7 @@
 Every operation, positive and negative bodies, derandomized (the same cases on every run), a
 bounded example count. Each answer must be: no 5xx, no hang (a request deadline), the documented
 status, content type and schema, and every error the native ``{"error": "..."}`` (OpenAI's error
-object under /v1).
+object under /v1, Anthropic's under /v1/messages).
 
 Inference is real and stays fast: a valid case's ``model`` is the real smollm2:135m or a missing
 one (an invalid case's anything), and before a request is sent ``num_predict``/``max_tokens`` are clamped to
@@ -65,7 +65,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]
 
 _MODEL_FIELDS = {"/api/generate", "/api/chat", "/api/embed", "/api/embeddings", "/api/show",
-                 "/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+                 "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
+                 "/v1/messages", "/v1/messages/count_tokens"}
 
 
 def _foreign_token(path: str, body: Any) -> bool:
@@ -120,7 +121,7 @@ def bounded(path: str, body: Any) -> None:
     if not isinstance(body, dict):
         return
     if path.startswith("/v1/"):
-        for key in ("max_tokens", "max_completion_tokens"):
+        for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
             body[key] = _clamp(body.get(key, MAX_TOKENS), MAX_TOKENS)
         return
     options = body.get("options", {})
@@ -144,7 +145,10 @@ def check_error_shape(method: str, path: str, response: Any) -> None:
         if text == "404 page not found" and not _routed(unquote(urlsplit(response.request.url).path)):
             return  # Gin's router answer: a path parameter held '/', so no route matched
         assert ctype.startswith("application/json"), (response.status_code, ctype, text[:200])
-        error = json.loads(text)["error"]
+        answer = json.loads(text)
+        error = answer["error"]
+        if path.startswith("/v1/messages"):  # Anthropic's shape
+            assert answer["type"] == "error" and isinstance(error["type"], str), text[:200]
         if path.startswith("/v1/"):
             assert isinstance(error["message"], str) and error["message"], text[:200]
         else:

@@ -4,15 +4,17 @@ Ollama publishes none; this one makes client generation and fuzzing (tests/fuzz)
 built from small pieces so a route added later is a few lines here:
 
     PATHS["/v1/messages"] = {"post": operation(
-        "createMessage", "Anthropic Messages", tag="anthropic",
-        body=ref("MessagesRequest"), ok=json_ok(ref("Message"), sse=ref("MessageEvent")),
+        "anthropicMessages", "Anthropic Messages", tag="anthropic",
+        body=ref("MessagesRequest"), ok=json_ok(ref("AnthropicMessage"), sse=ref("MessageEvent")),
         errors=ANTHROPIC_ERRORS)}
-    SCHEMAS["MessagesRequest"] = request({...}, required=("model", "messages", "max_tokens"))
+    SCHEMAS["MessagesRequest"] = request({...}, required=("model", "max_tokens", "messages"))
 
 tests/api/test_openapi.py holds it to the app: every route is documented and every documented
 operation is a route, and each request schema's ``required`` and property types are what the
-validators (api/*schemas*.py, openai_convert.py) enforce. Field names are Ollama's (and
-OpenAI's under /v1); errors are ``{"error": "..."}`` natively and OpenAI's object under /v1.
+validators (api/*schemas*.py, openai_convert.py, api/responses_convert.py,
+api/anthropic_convert.py) enforce. Field names are Ollama's (and OpenAI's or Anthropic's under
+/v1); errors are ``{"error": "..."}`` natively, OpenAI's object under /v1 and Anthropic's
+``{"type": "error", "error": {...}}`` under /v1/messages.
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ INFERENCE_ERRORS = error_responses(
 OPENAI_ERRORS = error_responses(
     ref("OpenAIError"), {**_COMMON, "404": "Model not found", "503": "Server busy: the queue is full"}
 )
+ANTHROPIC_ERRORS = error_responses(
+    ref("AnthropicError"), {**_COMMON, "404": "Model not found", "503": "Server busy: the queue is full"}
+)
 
 
 def operation(op_id: str, summary: str, *, tag: str, ok: dict[str, Any],
@@ -198,6 +203,15 @@ _OPENAI_SAMPLING: dict[str, Schema] = {
     "max_tokens": INT, "temperature": NUMBER, "top_p": NUMBER, "seed": INT,
     "frequency_penalty": NUMBER, "presence_penalty": NUMBER, "stop": one_of(STRING, STRINGS),
     "n": {"type": "integer", "const": 1},
+}
+_ANTHROPIC_BODY: dict[str, Schema] = {
+    "model": STRING,
+    "messages": described({**array(ANY_OBJECT), "minItems": 1},
+                          '{"role": "user" | "assistant", "content": a string or blocks}'),
+    "system": one_of(STRING, array(ANY_OBJECT)), "stop_sequences": STRINGS,
+    "temperature": NUMBER, "top_p": NUMBER, "top_k": INT, "tools": array(ANY_OBJECT),
+    "tool_choice": ANY_OBJECT, "thinking": ANY_OBJECT, "output_config": ANY_OBJECT,
+    "metadata": {}, "cache_control": {},  # accepted and ignored
 }
 _OPENAI_USAGE = obj({"prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT})
 
@@ -290,6 +304,45 @@ SCHEMAS: dict[str, Schema] = {
                  required=("id", "object", "created", "owned_by")),
     "ModelList": obj({"object": {"const": "list"}, "data": array(ref("Model"))},
                      required=("object", "data")),
+    "ResponsesRequest": request({
+        "model": STRING,
+        "input": described(one_of(STRING, array(ANY_OBJECT)),
+                           "One user message, or message, function_call, function_call_output "
+                           "and reasoning items"),
+        "instructions": STRING, "max_output_tokens": INT, "temperature": NUMBER, "top_p": NUMBER,
+        "text": obj({"format": ANY_OBJECT}), "tools": array(ANY_OBJECT),
+        "tool_choice": one_of(STRING, ANY_OBJECT), "reasoning": obj({"effort": STRING}),
+        "stream": described(BOOL, "The Responses event sequence over SSE"),
+        # accepted, echoed or ignored: any JSON
+        "store": {}, "include": {}, "metadata": {}, "truncation": {}, "parallel_tool_calls": {},
+    }, required=("model", "input")),
+    "Response": obj({"id": STRING, "object": {"const": "response"}, "created_at": INT,
+                     "status": STRING, "model": STRING, "output": array(ANY_OBJECT),
+                     "usage": nullable(ANY_OBJECT)},
+                    required=("id", "object", "created_at", "status", "model", "output")),
+    "ResponseEvent": described(STRING, 'SSE "event: <type>" / "data: <JSON>" pairs, '
+                               'response.created to response.completed (or response.failed)'),
+    "AnthropicError": obj({"type": {"const": "error"},
+                           "error": obj({"type": STRING, "message": STRING},
+                                        required=("type", "message"))},
+                          required=("type", "error")),
+    "MessagesRequest": request(
+        {**_ANTHROPIC_BODY, "max_tokens": {"type": "integer", "minimum": 1},
+         "stream": described(BOOL, "Anthropic's event sequence over SSE")},
+        required=("model", "max_tokens", "messages")),
+    "AnthropicMessage": obj({"id": STRING, "type": {"const": "message"},
+                             "role": {"const": "assistant"}, "model": STRING,
+                             "content": array(ANY_OBJECT), "stop_reason": nullable(STRING),
+                             "stop_sequence": nullable(STRING), "usage": ANY_OBJECT},
+                            required=("id", "type", "role", "model", "content", "usage")),
+    "MessageEvent": described(STRING, 'SSE "event: <type>" / "data: <JSON>" pairs, message_start '
+                              'to message_stop (or an error event)'),
+    "CountTokensRequest": request(_ANTHROPIC_BODY, required=("model", "messages")),
+    "TokenCount": obj({"input_tokens": INT}, required=("input_tokens",)),
+    "HealthStatus": obj({"status": {"const": "ok"}}, required=("status",)),
+    "ReadyStatus": described(obj({"status": STRING, "detail": {}}, required=("status",)),
+                             '"ready", or what it waits for: "starting", "draining", '
+                             '"queue full", "models" (detail names them)'),
 }
 
 # --- operations ----------------------------------------------------------------------------------
@@ -383,6 +436,32 @@ PATHS: dict[str, dict[str, Any]] = {
         "openaiEmbeddings", "OpenAI embeddings", tag="openai", body=ref("OpenAIEmbeddingsRequest"),
         example={"model": DEFAULT_MODEL, "input": "Hello"}, ok=json_ok(ref("OpenAIEmbeddings")),
         errors=OPENAI_ERRORS)},
+    "/v1/responses": {"post": operation(
+        "openaiResponses", "OpenAI Responses (stateless: the whole conversation in input)",
+        tag="openai", body=ref("ResponsesRequest"),
+        example={"model": DEFAULT_MODEL, "input": "Hi", "max_output_tokens": 8},
+        ok=json_ok(ref("Response"), sse=ref("ResponseEvent")), errors=OPENAI_ERRORS)},
+    "/v1/messages": {"post": operation(
+        "anthropicMessages", "Anthropic Messages", tag="anthropic", body=ref("MessagesRequest"),
+        example={"model": DEFAULT_MODEL, "max_tokens": 8, "messages": _HI},
+        ok=json_ok(ref("AnthropicMessage"), sse=ref("MessageEvent")), errors=ANTHROPIC_ERRORS)},
+    "/v1/messages/count_tokens": {"post": operation(
+        "anthropicCountTokens", "Count a Messages body's prompt tokens", tag="anthropic",
+        body=ref("CountTokensRequest"), example={"model": DEFAULT_MODEL, "messages": _HI},
+        ok=json_ok(ref("TokenCount")), errors=ANTHROPIC_ERRORS)},
+    "/health": get_and_head(operation(
+        "health", "Liveness: 200 while the daemon answers", tag="monitoring",
+        ok=json_ok(ref("HealthStatus")))),
+    "/ready": get_and_head(operation(
+        "ready", "Readiness: whether a request sent now would be taken", tag="monitoring",
+        ok={**json_ok(ref("ReadyStatus"), text="Ready"),
+            "503": {"description": "Not ready", "content": content(ref("ReadyStatus"))}})),
+    "/metrics": get_and_head(operation(
+        "metrics", "Prometheus metrics (text exposition format 0.0.4)", tag="monitoring",
+        ok={"200": {"description": "The metrics",
+                    "content": content(STRING, "text/plain; version=0.0.4")},
+            "404": {"description": "Metrics are off (metrics: false)",
+                    "content": content(STRING, "text/plain")}})),
     "/v1/models": get_and_head(operation("openaiModels", "OpenAI model list", tag="openai",
                                          ok=json_ok(ref("ModelList")))),
     "/v1/models/{model}": get_and_head(operation(
@@ -397,7 +476,8 @@ def document() -> dict[str, Any]:
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {"title": "llmd", "version": llmd.__version__,
-                 "description": "Ollama-compatible REST API, plus OpenAI-compatible routes under /v1."},
+                 "description": "Ollama-compatible REST API, plus OpenAI- and Anthropic-compatible "
+                                "routes under /v1."},
         "servers": [{"url": "http://127.0.0.1:11434"}],
         "paths": PATHS,
         "components": {"schemas": SCHEMAS},
