@@ -1,8 +1,7 @@
-"""Issue 15's "What was seen", reproduced over HTTP against the fuzz daemon, marked strict xfail.
+"""Issue 15's "What was seen", reproduced over HTTP: each held fixed from here on.
 
-Branch i15 fixes these. Each is ``xfail(strict=True)``, so once that fix is merged the test
-XPASSes, which fails the run: delete the mark then (and the matching entry of
-test_schemathesis.KNOWN_FINDINGS), and the test holds the fix from there on.
+These were strict xfails until the fixes landed (each then XPASSed and failed the run, which is
+how the fix was shown to make them pass).
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ import pytest
 from fuzz.server_env import MODEL, fuzz_env
 from harness import LiveServer, create_smollm2, live_server
 
-FIXED_ON_I15 = "issue 15, fixed on branch i15: "
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Iterator[LiveServer]:
     """Its own daemon: these faults log tracebacks, which the fuzz daemon must never do."""
@@ -27,8 +23,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Iterato
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_I15 + "a token id outside the vocabulary reaches "
-                   "llama_decode (500) and fails every request in flight on that runner")
 def test_a_context_token_outside_the_vocabulary_is_a_400(server: LiveServer) -> None:
     r = server.http.post("/api/generate", json={
         "model": MODEL, "prompt": "hi", "context": [99999999], "stream": False,
@@ -37,8 +31,6 @@ def test_a_context_token_outside_the_vocabulary_is_a_400(server: LiveServer) -> 
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_I15 + "keep_alive 1e13 overflows in scheduler.py "
-                   "(500 internal server error)")
 def test_a_huge_keep_alive_is_not_a_server_error(server: LiveServer) -> None:
     r = server.http.post("/api/generate", json={
         "model": MODEL, "prompt": "hi", "keep_alive": 1e13, "stream": False,
@@ -48,8 +40,6 @@ def test_a_huge_keep_alive_is_not_a_server_error(server: LiveServer) -> None:
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_I15 + "no request size limit: a body over "
-                   "max_request_bytes (32 MiB) is read whole and served")
 def test_a_body_over_the_size_limit_is_a_413(server: LiveServer) -> None:
     padding = "x" * (33 << 20)
     body = json.dumps({"model": MODEL, "messages": [], "padding": padding}).encode()
