@@ -151,7 +151,7 @@ class Config:
     models: Path = field(default_factory=_default_models_dir)
     keep_alive: float = 300.0
     max_loaded_models: int = 3
-    num_parallel: int = 1
+    num_parallel: int = 0  # 0: chosen from the memory budget, up to 4
     max_queue: int = 512
     origins: tuple[str, ...] = ()
     context_length: int = 4096
@@ -163,6 +163,9 @@ class Config:
     drain_timeout: float = 30.0
     load_timeout: float = 300.0
     noprune: bool = False
+    prompt_cache: int | None = None  # bytes per runner; None: a share of the memory budget
+    kv_cache_type: str = "f16"
+    flash_attention: bool | None = None  # None: llama.cpp decides (on where the CPU supports it)
     source: str = "defaults"
 
     @property
@@ -270,6 +273,22 @@ def _host(value: Any) -> HostAddress:
     return parse_host(str(value))
 
 
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def _kv_cache_type(value: Any) -> str:
+    text = str(value).strip().lower() or "f16"
+    if text not in KV_CACHE_TYPES:
+        raise ValueError(f"must be one of {', '.join(KV_CACHE_TYPES)}, got {value!r}")
+    return text
+
+
+def _flash_attention(value: Any) -> bool | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    return _bool(value)
+
+
 def _context_length(value: Any) -> int:
     number = _int(0)(value)
     return number or 4096  # Ollama: 0 means automatic, which is 4096 without a large GPU
@@ -280,7 +299,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "models": _path,
     "keep_alive": _duration(allow_forever=True),
     "max_loaded_models": _int(0),
-    "num_parallel": _int(1),
+    "num_parallel": _int(0),
     "max_queue": _int(1),
     "origins": _origins,
     "context_length": _context_length,
@@ -292,6 +311,9 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "drain_timeout": _duration(allow_forever=False),
     "load_timeout": _duration(allow_forever=False),
     "noprune": _bool,
+    "prompt_cache": _size,
+    "kv_cache_type": _kv_cache_type,
+    "flash_attention": _flash_attention,
 }
 
 ENVIRONMENT: dict[str, str] = {
@@ -306,6 +328,9 @@ ENVIRONMENT: dict[str, str] = {
     "OLLAMA_DEBUG": "debug",
     "OLLAMA_NOPRUNE": "noprune",
     "OLLAMA_LOAD_TIMEOUT": "load_timeout",
+    "OLLAMA_PROMPT_CACHE": "prompt_cache",
+    "OLLAMA_KV_CACHE_TYPE": "kv_cache_type",
+    "OLLAMA_FLASH_ATTENTION": "flash_attention",
 }
 
 
@@ -347,6 +372,7 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    set_by: dict[str, str] = {}  # key -> the file or variable that gave its value
     sources: list[str] = ["defaults"]
 
     if path is None and DEFAULT_CONFIG_PATH.exists():
@@ -357,6 +383,7 @@ def load_config(
                 known = ", ".join(sorted(_KEYS))
                 raise ConfigError(str(path), str(key), f"unknown key (known keys: {known})")
             values[key] = _convert(str(path), key, value)
+            set_by[key] = str(path)
         sources.append(str(path))
 
     for var, key in ENVIRONMENT.items():
@@ -367,8 +394,33 @@ def load_config(
         if raw == "" and key not in ("origins", "host"):
             continue
         values[key] = _convert(var, key, raw)
+        set_by[key] = var
         sources.append(var)
 
     if "models" not in values:
         values["models"] = _default_models_dir()
-    return Config(**values, source=", ".join(sources))
+    config = Config(**values, source=", ".join(sources))
+    _check_together(config, set_by)
+    return config
+
+
+def _check_together(config: Config, set_by: Mapping[str, str]) -> None:
+    """Rules between keys, named after the source that set the offending one."""
+    cache = config.prompt_cache
+    if cache:
+        budget = config.max_memory or int(_physical_memory() * config.memory_fraction)
+        if cache > budget:
+            raise ConfigError(
+                set_by.get("prompt_cache", "defaults"), "prompt_cache",
+                f"{cache} bytes is more than the memory budget ({budget} bytes)",
+            )
+    if config.flash_attention is False and config.kv_cache_type != "f16":
+        # llama.cpp cannot read a quantized V cache without flash attention
+        raise ConfigError(
+            set_by.get("kv_cache_type", "defaults"), "kv_cache_type",
+            f"{config.kv_cache_type} needs flash attention, which flash_attention turns off",
+        )
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

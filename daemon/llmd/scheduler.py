@@ -388,11 +388,11 @@ class Scheduler:
         num_ctx = max(4, load.num_ctx)
         if isinstance(trained, int) and trained > 0:
             num_ctx = min(num_ctx, trained)
-        return (
-            dataclasses.replace(load, num_ctx=num_ctx)
-            if num_ctx != load.num_ctx
-            else load
-        )
+        if num_ctx != load.num_ctx:
+            load = dataclasses.replace(load, num_ctx=num_ctx)
+        # The KV settings, the default slots and the prompt cache: all sized from the budget.
+        size = memory.file_size(model.model_path)
+        return memory.resolve(size, metadata, load, self._config, self._budget)
 
     def _release(self, runner: _Runner) -> None:
         runner.refcount -= 1
