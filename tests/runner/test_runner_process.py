@@ -116,7 +116,7 @@ async def test_num_predict_limits_the_tokens_and_reports_length(
     assert text
     assert done.prompt_eval_count > 0
     assert done.prompt_eval_duration > 0 and done.eval_duration > 0
-    assert len(done.context) == done.prompt_eval_count + done.eval_count
+    assert len(done.context) == done.prompt_eval_count + done.prompt_cached + done.eval_count
 
 
 async def test_an_end_of_generation_token_reports_stop(runner: RunnerHandle) -> None:
