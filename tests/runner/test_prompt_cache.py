@@ -32,7 +32,10 @@ def chat(system: str, *turns: tuple[str, str | None]) -> str:
 
 
 def system(name: str) -> str:
-    return f"You are the assistant of {name}. {name} asks short questions and wants short answers."
+    return (
+        f"You are the assistant of {name}. {name} asks short questions and wants short answers, "
+        f"so answer {name} in one sentence, without a greeting and without asking anything back."
+    )
 
 
 def complete(engine: Engine, job: int, prompt: str) -> tuple[str, Completed]:

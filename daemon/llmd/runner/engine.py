@@ -24,7 +24,7 @@ from typing import NoReturn
 import llama_cpp as lc
 
 from llmd.errors import InvalidRequest, RunnerError, RunnerLoadFailed
-from llmd.runner.promptcache import PromptCache, common_prefix
+from llmd.runner.promptcache import MIN_TOKENS, PromptCache, common_prefix
 from llmd.runner.request import (
     Completed,
     CompletionRequest,
@@ -250,7 +250,7 @@ class Engine:
         if not self._cache.enabled:
             return reuse
         hit = self._cache.find(prompt)
-        if reuse < len(slot.cached):
+        if len(slot.cached) - reuse >= MIN_TOKENS:
             self._cache.save(self._ctx, slot.seq, slot.cached, slot.key)
         if hit is None or hit[1] <= reuse:
             return reuse
