@@ -127,10 +127,12 @@ async def test_an_end_of_generation_token_reports_stop(runner: RunnerHandle) -> 
     assert done.eval_count < 200
 
 
-async def test_a_full_context_ends_generation_with_length(runner: RunnerHandle) -> None:
+async def test_without_shift_a_full_context_ends_generation_with_length(
+    runner: RunnerHandle,
+) -> None:
     # A plain continuation that the model keeps counting, starting near the end of the context.
     counting = ", ".join(str(n) for n in range(1, 140)) + ","
-    _, done = await complete(runner, counting, SamplingOptions(temperature=0))
+    _, done = await complete(runner, counting, SamplingOptions(temperature=0), shift=False)
     assert done.done_reason == "length"
     assert len(done.context) == 512
 

@@ -343,9 +343,11 @@ class Engine:
         if text or logprobs:
             events.append((job.id, TextDelta(text, logprobs)))
         options = job.request.sampling
+        # Ollama's bound on num_predict -1: ten contexts, so that shifting never runs forever
+        limit = options.num_predict if options.num_predict > 0 else 10 * self.n_ctx_seq
         if job.text.stopped:
             events.extend(self._finish(slot, "stop"))
-        elif 0 < options.num_predict <= len(job.output) or (
+        elif limit <= len(job.output) or (
             len(slot.cached) + 1 >= self.n_ctx_seq and not self._shift(slot)
         ):
             events.extend(self._finish(slot, "length"))
