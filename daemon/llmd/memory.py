@@ -10,8 +10,8 @@ number of slots and the size of the prompt cache.
 
 from __future__ import annotations
 
-import os
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
