@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ STORY = "<|im_start|>user\nWrite a very long story about the sea.<|im_end|>\n<|i
 
 
 @pytest.fixture(scope="module")
-def engine(gguf_path: Path):  # type: ignore[no-untyped-def]
+def engine(gguf_path: Path) -> Iterator[Engine]:
     e = Engine(gguf_path, LoadOptions(num_ctx=256, num_parallel=1), threads=2)
     yield e
     e.close()
