@@ -37,9 +37,13 @@ endef
 $(APT_STAMP):
 	$(call apt_install,$(APT_PACKAGES))
 
-$(VENV_STAMP): pyproject.toml $(APT_STAMP)
+# llama-cpp-python is built for this CPU, without AMX (packaging/llama-wheel.sh says why), into a
+# wheel directory keyed by its flags; installing that wheel first keeps pip from building its own.
+$(VENV_STAMP): pyproject.toml packaging/llama-wheel.sh packaging/requirements.lock $(APT_STAMP)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --force-reinstall --no-deps \
+	  "$$(PYTHON=$(BIN)/python packaging/llama-wheel.sh native $(CACHE)/wheels $(BIN)/pip)"
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 

@@ -6,11 +6,9 @@
 # space-separated. debian/rules and rpm/llmd.spec then install with --no-index, so a package
 # build is reproducible, needs no network once the cache is filled, and takes seconds.
 #
-# llama-cpp-python is compiled here, for any x86-64 CPU: GGML_NATIVE=OFF, and every CPU variant
-# of ggml (x64 baseline, SSE4.2, AVX, AVX2, AVX-512, AMX...) built as its own module, of which
-# ggml picks the best one for the running CPU at load time. Its wheel is kept in a directory
-# keyed by version, cmake flags and Python version, and built with --no-cache-dir: pip's own
-# wheel cache ignores CMAKE_ARGS and would hand back a -march=native build.
+# llama-cpp-python is compiled by llama-wheel.sh, for any x86-64 CPU: GGML_NATIVE=OFF, and every
+# CPU variant of ggml (x64 baseline, SSE4.2, AVX, AVX2, AVX-512...) built as its own module, of
+# which ggml picks the best one for the running CPU at load time; no variant has AMX code.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,11 +16,6 @@ cache=${1:?usage: wheelhouse.sh CACHE_DIR}
 python=${PYTHON:-/usr/bin/python3}
 lock=$here/requirements.lock
 setuptools_pin=setuptools==84.2.1
-# GGML_BACKEND_DIR puts the CPU-variant modules into the wheel's llama_cpp/lib, where the runner
-# loads them from (llmd/runner/engine.py); typed STRING because cmake would otherwise make the
-# relative path absolute under pip's temporary source directory.
-llama_cmake_args="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DGGML_BACKEND_DIR:STRING=llama_cpp/lib"
-
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -36,16 +29,8 @@ pip() { "$tools/bin/pip" --disable-pip-version-check -q "$@"; }
 
 key() { sha256sum | cut -c1-12; }
 
-llama_version=$(sed -n 's/^llama-cpp-python==//p' "$lock")
-llama_dir=$cache/llama-cpp-python-$llama_version-$(printf '%s\n' "$llama_version" "$llama_cmake_args" "$pyver" | key)
-if ! ls "$llama_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-    echo "wheelhouse: compiling llama-cpp-python $llama_version (portable, all CPU variants; takes a while)" >&2
-    rm -rf "$llama_dir.tmp"
-    CMAKE_ARGS=$llama_cmake_args CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
-        pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
-        "llama-cpp-python==$llama_version" -w "$llama_dir.tmp" >&2
-    mv "$llama_dir.tmp" "$llama_dir"
-fi
+llama_wheel=$(PYTHON=$python "$here/llama-wheel.sh" portable "$cache" "$tools/bin/pip")
+llama_dir=$(dirname "$llama_wheel")
 
 deps_dir=$cache/deps-py$pyver-$( (grep -v '^llama-cpp-python==' "$lock"; echo "$setuptools_pin") | key)
 if [ ! -f "$deps_dir/.complete" ]; then

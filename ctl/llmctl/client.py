@@ -26,6 +26,13 @@ def base_url(environ: Mapping[str, str] | None = None) -> str:
     return parse_host(env.get("OLLAMA_HOST", "")).connectable().url
 
 
+def api_key_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """OLLAMA_API_KEY as the ollama Python client sends it, for an llmd that wants a key."""
+    env = os.environ if environ is None else environ
+    key = env.get("OLLAMA_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -46,7 +53,9 @@ def _check(response: httpx.Response) -> httpx.Response:
 class Client:
     def __init__(self, url: str | None = None, transport: httpx.BaseTransport | None = None) -> None:
         self.url = url or base_url()
-        self._http = httpx.Client(base_url=self.url, timeout=TIMEOUT, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=TIMEOUT, transport=transport, headers=api_key_headers()
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -54,6 +54,11 @@ def report(exc: BaseException) -> tuple[str, ExitCode]:
         return "", ExitCode.INTERRUPTED
     if isinstance(exc, DaemonUnreachable):
         return str(exc), ExitCode.UNREACHABLE
+    if isinstance(exc, ServerError) and exc.status == 401:
+        return (
+            f"Error: {exc.message}: this llmd wants an API key; set OLLAMA_API_KEY to one "
+            "(an admin makes them with `llmctl key add NAME`)"
+        ), ExitCode.ERROR
     if isinstance(exc, ServerError):
         return f"Error: {exc.message}", ExitCode.ERROR
     if isinstance(exc, CtlError):

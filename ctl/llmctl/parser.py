@@ -16,6 +16,7 @@ import llmd
 COMMAND_GROUPS: tuple[str, ...] = (
     "llmctl.commands.models",
     "llmctl.commands.admin",
+    "llmctl.commands.keys",
     "llmctl.commands.run",
     "llmctl.commands.completion",
     "llmctl.commands.registry",

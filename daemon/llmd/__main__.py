@@ -1,4 +1,5 @@
-"""The ``llmd`` command: ``llmd serve``, ``llmd create NAME -f FILE``, ``llmd --version``.
+"""The ``llmd`` command: ``llmd serve``, ``llmd create NAME -f FILE``, ``llmd key ...``,
+``llmd --version``.
 
 This is the only place that wires objects together. Every LlmdError ends the process with one
 line on stderr (``llmd: <source>: <key>: <problem>`` for configuration) and status 1.
@@ -48,7 +49,58 @@ def _parser() -> argparse.ArgumentParser:
         "-f", "--file", type=Path, default=Path("Modelfile"), metavar="FILE",
         help="the Modelfile (default: ./Modelfile)",
     )
+    _key_parsers(commands, config)
     return parser
+
+
+def _key_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                 config: argparse.ArgumentParser) -> None:
+    key = commands.add_parser(
+        "key", help="manage API keys in the key file, without a running server",
+        description="Create, list and remove API keys in the key file (beside the models "
+        "directory, or $STATE_DIRECTORY/api-keys.json), as its owner or root, for provisioning "
+        "scripts. A running llmd sees the change at its next request. With llmd running, "
+        "`llmctl key` does the same over D-Bus.",
+    )
+    keys = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
+    add = keys.add_parser("add", parents=[config], help="create a key and print it (once)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--scope", action="append", default=[], metavar="SCOPE",
+                     help="inference (default), models or all; repeatable")
+    add.add_argument("--expires", default="", metavar="DURATION",
+                     help='lifetime, e.g. "30d", "720h" (default: never)')
+    add.add_argument("--max-concurrent", type=int, default=0, metavar="N",
+                     help="requests in flight at once with this key (default: no limit)")
+    keys.add_parser("list", parents=[config], help="the keys as JSON (never the keys themselves)")
+    rm = keys.add_parser("rm", parents=[config], help="remove (revoke) a key")
+    rm.add_argument("name", metavar="NAME")
+
+
+def _key(config: Config, args: argparse.Namespace) -> None:
+    import json
+
+    from llmd.errors import InvalidRequest
+    from llmd.keys import KeyStore, parse_lifetime, parse_scopes
+    from llmd.keys.values import listing
+
+    keys = KeyStore(config.api_keys_path)
+    if args.key_command == "add":
+        if args.max_concurrent < 0:
+            raise InvalidRequest("--max-concurrent must not be negative")
+        lifetime = parse_lifetime(args.expires)
+        _, secret = keys.add(
+            args.name, parse_scopes(args.scope), lifetime=lifetime,
+            max_concurrent=args.max_concurrent,
+        )
+        print(secret)
+        print(f"API key '{args.name}' created in {keys.path}. Save it now: it cannot be shown "
+              "again.", file=sys.stderr)
+    elif args.key_command == "list":
+        keys.check()
+        print(json.dumps([listing(*k.info()) for k in keys.keys()], indent=2))
+    else:
+        keys.remove(args.name)
+        print(f"removed API key '{args.name}' from {keys.path}", file=sys.stderr)
 
 
 def _setup_logging(config: Config) -> None:
@@ -90,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(config, args.config)
         elif args.command == "create":
             asyncio.run(_create(config, args.name, args.file))
+        elif args.command == "key":
+            _key(config, args)
     except LlmdError as exc:
         print(f"llmd: {exc}", file=sys.stderr)
         return 1

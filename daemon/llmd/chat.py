@@ -41,7 +41,7 @@ from llmd.runner import grammar
 from llmd.runner.request import Completed, CompletionRequest, TextDelta
 from llmd.scheduler import Lease, Scheduler
 from llmd.store import Model, ModelName, Store
-from llmd.thinking import ThinkingParser
+from llmd.thinking import ThinkingParser, opens_thinking
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -85,6 +85,10 @@ def check_capabilities(
         raise UnsupportedCapability(f"{_full_name(model)} does not support insert")
     if tools and "tools" not in caps:
         raise UnsupportedCapability(f"{_full_name(model)} does not support tools")
+    if images and model.projectors:
+        raise UnsupportedCapability(
+            "image input is not supported by llmd: this model's vision projector is not used"
+        )
     if images and "vision" not in caps:
         raise UnsupportedCapability("this model is missing data required for image input")
 
@@ -102,14 +106,14 @@ def options_for(config: Config, model: Model, params: Sampling) -> BuiltOptions:
 
 
 async def _load_or_unload(
-    services: Services, model: Model, built: BuiltOptions, keep_alive: float | None, started: int
+    services: Services, model: Model, built: BuiltOptions, keep_alive: float | None
 ) -> Final:
     """An empty prompt: load the model (``done_reason: load``), or with keep_alive 0 unload it."""
     if keep_alive == 0:
         await services.scheduler.unload(model)
         return Final("unload")
-    load_ns = await services.scheduler.load(model, built.load, keep_alive)
-    return Final("load", total_duration=time.monotonic_ns() - started, load_duration=load_ns)
+    await services.scheduler.load(model, built.load, keep_alive)
+    return Final("load")  # Ollama answers a load with no metrics at all
 
 
 def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> Final:
@@ -123,6 +127,7 @@ def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> F
         eval_count=done.eval_count,
         eval_duration=done.eval_duration,
         context=done.context if with_context else None,
+        stop_sequence=done.stop_sequence,
     )
 
 
@@ -133,48 +138,75 @@ def _completion(prompt: str, built: BuiltOptions, params: Sampling, **extra: Any
     )
 
 
+def loads_only(req: GenerateRequest | ChatRequest) -> bool:
+    """A request with nothing to generate: it loads (or with keep_alive 0 unloads) the model."""
+    if isinstance(req, ChatRequest):
+        return not req.messages
+    return not req.prompt and not req.images
+
+
 async def generate(services: Services, req: GenerateRequest) -> AsyncIterator[Output]:
     started = time.monotonic_ns()
     model = await resolve(services.store, req.model)
     check_capabilities(model, req.model, think=req.params.think, suffix=bool(req.suffix),
                        images=bool(req.images))
     built = options_for(services.config, model, req.params)
-    if not req.prompt and not req.images:
-        yield await _load_or_unload(services, model, built, req.params.keep_alive, started)
+    if loads_only(req):
+        yield await _load_or_unload(services, model, built, req.params.keep_alive)
         return
     text = req.prompt if req.raw else prompts.generate_prompt(model, req)
     completion = _completion(text, built, req.params, context=req.context,
                              add_special=not req.context)
-    splitter = _Splitter(_thinking(model, req.params), None)
+    splitter = _Splitter(_thinking(model, req.params, text), None)
     async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
         async for item in _outputs(lease, completion, splitter):
             yield item if isinstance(item, Chunk) else _final(
                 item, started, lease.load_duration, not req.raw)
 
 
+def _relaxed(model: Model, req: ChatRequest) -> ChatRequest:
+    if req.relax_thinking and req.params.think is not None and "thinking" not in model.capabilities:
+        return dataclasses.replace(req, params=dataclasses.replace(req.params, think=None))
+    return req
+
+
 async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
     started = time.monotonic_ns()
     model = await resolve(services.store, req.model)
+    req = _relaxed(model, req)
     check_capabilities(model, req.model, think=req.params.think, tools=bool(req.tools),
                        images=any(m.images for m in req.messages))
     built = options_for(services.config, model, req.params)
-    if not req.messages:
-        yield await _load_or_unload(services, model, built, req.params.keep_alive, started)
+    if loads_only(req):
+        yield await _load_or_unload(services, model, built, req.params.keep_alive)
         return
     async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
         text = await prompts.chat_prompt(
             model, req, lease.tokenize, lease.context_length, built.sampling.num_predict)
-        splitter = _Splitter(_thinking(model, req.params), prompts.tool_parser(model, req.tools))
+        splitter = _Splitter(_thinking(model, req.params, text), prompts.tool_parser(model, req.tools))
         completion = _completion(text, built, req.params)
         async for item in _outputs(lease, completion, splitter):
             yield item if isinstance(item, Chunk) else _final(
                 item, started, lease.load_duration, False)
 
 
-def _thinking(model: Model, params: Sampling) -> ThinkingParser | None:
+async def count_tokens(services: Services, req: ChatRequest) -> int:
+    """How many tokens the whole rendered prompt of ``req`` is, as the model's tokenizer counts."""
+    model = await resolve(services.store, req.model)
+    req = _relaxed(model, req)
+    check_capabilities(model, req.model, think=req.params.think, tools=bool(req.tools),
+                       images=any(m.images for m in req.messages))
+    built = options_for(services.config, model, req.params)
+    whole = dataclasses.replace(req, params=dataclasses.replace(req.params, truncate=False))
+    async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
+        text = await prompts.chat_prompt(model, whole, lease.tokenize, lease.context_length)
+        return len(await lease.tokenize(text, True))  # with BOS, as a generation adds it
+
+
+def _thinking(model: Model, params: Sampling, prompt: str) -> ThinkingParser | None:
     # A thinking model thinks unless told not to (Ollama's default for an absent `think`).
     if "thinking" in model.capabilities and params.think is not False:
-        return ThinkingParser()
+        return ThinkingParser(prefilled=opens_thinking(prompt))
     return None
 
 

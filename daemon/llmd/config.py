@@ -20,6 +20,8 @@ from llmd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/llmd/llmd.yaml")
 DEFAULT_PORT = 11434
+KEYS_FILE_NAME = "api-keys.json"
+AUTH_POLICIES = ("loopback", "required", "none")
 FOREVER = math.inf
 
 # --- Go durations --------------------------------------------------------------------------------
@@ -166,7 +168,16 @@ class Config:
     prompt_cache: int | None = None  # bytes per runner; None: a share of the memory budget
     kv_cache_type: str = "f16"
     flash_attention: bool | None = None  # None: llama.cpp decides (on where the CPU supports it)
+    # Who must present an API key over HTTP: every peer but loopback ones, everyone, or no one.
+    auth: str = "loopback"
+    allow_unauthenticated_network: bool = False  # the only way to serve a network with auth: none
+    keys_file: Path | None = None  # None: api-keys.json beside the models directory
+    public_metrics: bool = False  # /metrics without a key, for a scraper that cannot send one
     source: str = "defaults"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.keys_file or self.models.parent / KEYS_FILE_NAME
 
     @property
     def log_level(self) -> str:
@@ -229,6 +240,14 @@ def _bool(value: Any) -> bool:
     return True
 
 
+def _strict_bool(value: Any) -> bool:
+    """A yes/no that guards security: unlike Ollama's variables, a typo is an error, not true."""
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        return _bool(value)
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
 def _size(value: Any) -> int:
     """Bytes from an int or a string such as "8GiB", "512MB", "0"."""
     if isinstance(value, bool):
@@ -267,6 +286,14 @@ def _path(value: Any) -> Path:
     if not text:
         raise ValueError("must be a path")
     return Path(text).expanduser()
+
+
+def _auth(value: Any) -> str:
+    # str(), not the YAML value: an unquoted `auth: no` arrives as False and must not mean none
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text not in AUTH_POLICIES:
+        raise ValueError(f"must be one of {', '.join(AUTH_POLICIES)}, got {value!r}")
+    return text
 
 
 def _host(value: Any) -> HostAddress:
@@ -314,6 +341,10 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "prompt_cache": _size,
     "kv_cache_type": _kv_cache_type,
     "flash_attention": _flash_attention,
+    "auth": _auth,
+    "allow_unauthenticated_network": _strict_bool,
+    "keys_file": _path,
+    "public_metrics": _strict_bool,
 }
 
 ENVIRONMENT: dict[str, str] = {
@@ -399,6 +430,10 @@ def load_config(
 
     if "models" not in values:
         values["models"] = _default_models_dir()
+    if "keys_file" not in values:
+        state = os.environ.get("STATE_DIRECTORY")
+        if state:
+            values["keys_file"] = Path(state.split(":")[0]) / KEYS_FILE_NAME
     config = Config(**values, source=", ".join(sources))
     _check_together(config, set_by)
     return config

@@ -13,17 +13,23 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     │   ├── InvalidModelFile        not GGUF, truncated, unreadable metadata
     │   ├── InvalidOption           a wrongly typed or unknown option / parameter
     │   ├── TemplateError           a chat template that does not parse or fails to render
-    │   └── UnsupportedCapability   tools, images, thinking... on a model without them
+    │   ├── UnsupportedCapability   tools, images, thinking... on a model without them
+    │   └── KeyExists               an API key name already taken
     ├── NotFound                    (HTTP 404)
     │   ├── ModelNotFound
-    │   └── BlobNotFound
+    │   ├── BlobNotFound
+    │   └── KeyNotFound             no API key of that name
     ├── AccessDenied                a state change by a caller without the right
+    │   └── ScopeMissing            a valid API key without the scope a route needs (HTTP 403)
+    ├── Unauthorized                no API key, or one that is unknown, revoked or expired (401)
+    ├── KeyBusy                     an API key already at its max_concurrent (HTTP 429)
     ├── RequestCanceled             the client went away (HTTP 499)
     ├── QueueFull                   (HTTP 503)
     ├── InsufficientMemory          a model that cannot fit even alone
     ├── RunnerError                 a model process failed
     │   ├── RunnerLoadFailed
-    │   └── RunnerCrashed
+    │   ├── RunnerCrashed
+    │   └── ModelCoolingDown        its runner crashed too often in a row: not respawned yet (503)
     ├── RegistryError               a registry refused or broke a pull / push
     │   └── RegistryAuthError
     ├── CorruptBlobs                blobs in the store whose bytes no longer match their digest
@@ -35,6 +41,9 @@ from __future__ import annotations
 
 class LlmdError(Exception):
     """Base of every error llmd reports to a caller."""
+
+    # Seconds after which a retry may succeed, for errors that pass (HTTP's Retry-After)
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -100,8 +109,44 @@ class BlobNotFound(NotFound):
     pass
 
 
+class KeyNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no API key named '{name}'")
+        self.name = name
+
+
+class KeyExists(InvalidRequest):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an API key named '{name}' already exists; remove it first")
+        self.name = name
+
+
 class AccessDenied(LlmdError):
     pass
+
+
+class ScopeMissing(AccessDenied):
+    def __init__(self, key_name: str, scope: str) -> None:
+        super().__init__(f"key '{key_name}' lacks the '{scope}' scope")
+        self.key_name = key_name
+        self.scope = scope
+
+
+class Unauthorized(LlmdError):
+    """The message stays "unauthorized" whatever the reason: a caller learns nothing about keys."""
+
+    def __init__(self, message: str = "unauthorized") -> None:
+        super().__init__(message)
+
+
+class KeyBusy(LlmdError):
+    def __init__(self, key_name: str, limit: int, retry_after: int = 1) -> None:
+        requests = "request" if limit == 1 else "requests"
+        super().__init__(
+            f"key '{key_name}' already has {limit} {requests} in flight (its max_concurrent)"
+        )
+        self.key_name = key_name
+        self.retry_after = retry_after
 
 
 class RequestCanceled(LlmdError):
@@ -125,11 +170,21 @@ class RunnerError(LlmdError):
 
 
 class RunnerLoadFailed(RunnerError):
-    pass
+    """The model did not load. ``exit_status`` is set when the runner process died doing it."""
+
+    def __init__(self, message: str, *, exit_status: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class RunnerCrashed(RunnerError):
     pass
+
+
+class ModelCoolingDown(RunnerError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class RegistryError(LlmdError):

@@ -86,6 +86,9 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     stream: bool = True
     params: Sampling = field(default_factory=Sampling)
+    # Anthropic clients ask every model to think; Ollama drops `think` where the model cannot
+    # rather than refusing the request (its relax_thinking)
+    relax_thinking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ class Final:
     eval_duration: int = 0
     context: tuple[int, ...] | None = None  # generate only, and never in raw mode
     prompt_cached: int = 0
+    stop_sequence: str = ""  # the stop string that ended the generation, if one did
 
 
 Output = Chunk | Final

@@ -13,14 +13,16 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmd.config import Config
 from llmd.runner.request import LoadOptions
 
 _F32 = 4
+_F16 = 2
 # Bytes per KV element: ggml's f16, and its q8_0 / q4_0 blocks of 32 values (34 and 18 bytes).
-KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+KV_BYTES = {"f16": float(_F16), "q8_0": 34 / 32, "q4_0": 18 / 32}
 # Slots llmd gives a model when OLLAMA_NUM_PARALLEL is not set, the most first: several, so that a
 # long request (a front end's background title request with no token limit) never blocks another
 # user, as long as their KV cache fits.
@@ -42,29 +44,62 @@ def _int(metadata: Mapping[str, object], key: str, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    n_layer: int
+    n_embd: int
+    n_head: int
+    kv_width: int  # K and V of one cell of one layer: head_count_kv × (key + value length)
+    n_vocab: int
+
+    @classmethod
+    def of(cls, metadata: Mapping[str, object]) -> _Shape:
+        arch = str(metadata.get("general.architecture", "llama"))
+        n_embd = _int(metadata, f"{arch}.embedding_length", 0)
+        n_head = max(1, _int(metadata, f"{arch}.attention.head_count", 1))
+        n_head_kv = _int(metadata, f"{arch}.attention.head_count_kv", n_head)
+        head_k = _int(metadata, f"{arch}.attention.key_length", n_embd // n_head)
+        head_v = _int(metadata, f"{arch}.attention.value_length", n_embd // n_head)
+        n_vocab = _int(metadata, f"{arch}.vocab_size", 0)
+        if not n_vocab:
+            tokens = metadata.get("tokenizer.ggml.tokens")
+            # the store may keep long arrays unread, as a sized placeholder
+            n_vocab = len(tokens) if hasattr(tokens, "__len__") else 32000
+        return cls(_int(metadata, f"{arch}.block_count", 0), n_embd, n_head,
+                   n_head_kv * (head_k + head_v), n_vocab)
+
+
+def embedding_context(metadata: Mapping[str, object], num_ctx: int) -> int:
+    """Bytes of the context a runner makes for embeddings (runner/embedding.py).
+
+    Its own f16 KV cache of ``num_ctx`` cells, and a compute buffer for a whole input in one
+    ubatch of ``num_ctx`` tokens, over which llama.cpp also computes the output layer: for
+    SmolLM2 at 4096 tokens llama.cpp reserves 809 MiB, nearly all of it those logits.
+    """
+    shape = _Shape.of(metadata)
+    kv = shape.n_layer * num_ctx * shape.kv_width * _F16
+    return kv + _F32 * num_ctx * (shape.n_vocab + 8 * shape.n_embd)
+
+
 def estimate(file_size: int, metadata: Mapping[str, object], load: LoadOptions) -> int:
-    """Bytes a runner for this GGUF with these LoadOptions is expected to hold resident."""
-    arch = str(metadata.get("general.architecture", "llama"))
-    n_layer = _int(metadata, f"{arch}.block_count", 0)
-    n_embd = _int(metadata, f"{arch}.embedding_length", 0)
-    n_head = max(1, _int(metadata, f"{arch}.attention.head_count", 1))
-    n_head_kv = _int(metadata, f"{arch}.attention.head_count_kv", n_head)
-    head_k = _int(metadata, f"{arch}.attention.key_length", n_embd // n_head)
-    head_v = _int(metadata, f"{arch}.attention.value_length", n_embd // n_head)
-    n_vocab = _int(metadata, f"{arch}.vocab_size", 0)
-    if not n_vocab:
-        tokens = metadata.get("tokenizer.ggml.tokens")
-        # the store may keep long arrays unread, as a sized placeholder
-        n_vocab = len(tokens) if hasattr(tokens, "__len__") else 32000
-    n_parallel = 1 if load.embedding else max(1, load.num_parallel)
+    """Bytes a runner for this GGUF with these LoadOptions is expected to hold resident.
+
+    ``file_size`` covers the weights and any LoRA adapters. An embedding model's runner holds
+    only its embedding context; a model that generates gets one too on its first embed, which
+    the scheduler then adds (``embedding_context``).
+    """
+    if load.embedding:
+        return file_size + embedding_context(metadata, load.num_ctx) + _OVERHEAD
+    shape = _Shape.of(metadata)
+    n_parallel = max(1, load.num_parallel)
     n_ctx = load.num_ctx * n_parallel
     n_ubatch = min(max(load.num_batch, n_parallel), 512)
     # K and V, every layer, every cell: the KV cache llama.cpp allocates up front.
-    kv = int(n_layer * n_ctx * n_head_kv * (head_k + head_v) * KV_BYTES.get(load.kv_cache_type, 2.0))
+    kv = int(shape.n_layer * n_ctx * shape.kv_width * KV_BYTES.get(load.kv_cache_type, _F16))
     # Compute buffer: the logits of a ubatch, a few activations of width n_embd, and without flash
     # attention the attention scores of one layer for a ubatch against a sequence's context.
-    scores = 0 if _flash(load) else n_head * load.num_ctx
-    compute = _F32 * n_ubatch * (n_vocab + scores + 8 * n_embd)
+    scores = 0 if _flash(load) else shape.n_head * load.num_ctx
+    compute = _F32 * n_ubatch * (shape.n_vocab + scores + 8 * shape.n_embd)
     return file_size + kv + compute + _OVERHEAD + load.prompt_cache
 
 
@@ -100,7 +135,8 @@ def resolve(
 def estimate_model(
     model_path: Path, metadata: Mapping[str, object], load: LoadOptions
 ) -> int:
-    return estimate(model_path.stat().st_size, metadata, load)
+    files = model_path.stat().st_size + sum(Path(p).stat().st_size for p in load.adapters)
+    return estimate(files, metadata, load)
 
 
 def file_size(path: Path) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmd import body_fields as fields
 from llmd.errors import InvalidRequest
 from llmd.generation import (
     ChatRequest,
@@ -48,22 +49,6 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{random.randrange(999)}"  # Ollama's ids: a small random number
 
 
-def _number(body: Mapping[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRequest(f"invalid value for '{key}': expected a number")
-    return value
-
-
-def _int(body: Mapping[str, Any], key: str) -> int | None:
-    value = _number(body, key)
-    if value is not None and not float(value).is_integer():
-        raise InvalidRequest(f"invalid value for '{key}': expected an integer")
-    return None if value is None else int(value)
-
-
 def _stop(value: object) -> list[str] | None:
     if value is None:
         return None
@@ -80,20 +65,20 @@ def _options(body: Mapping[str, Any], *, top_p_zero_is_default: bool = False) ->
     stop = _stop(body.get("stop"))
     if stop is not None:
         options["stop"] = stop
-    max_tokens = _int(body, "max_completion_tokens")
+    max_tokens = fields.integer(body, "max_completion_tokens")
     if max_tokens is None:
-        max_tokens = _int(body, "max_tokens")
+        max_tokens = fields.integer(body, "max_tokens")
     if max_tokens is not None:
         options["num_predict"] = max_tokens
-    temperature = _number(body, "temperature")
+    temperature = fields.number(body, "temperature")
     options["temperature"] = 1.0 if temperature is None else temperature
-    top_p = _number(body, "top_p")
+    top_p = fields.number(body, "top_p")
     options["top_p"] = 1.0 if top_p is None or (top_p_zero_is_default and top_p == 0) else top_p
     for key in ("seed",):
-        if (value := _int(body, key)) is not None:
+        if (value := fields.integer(body, key)) is not None:
             options[key] = value
     for key in ("frequency_penalty", "presence_penalty"):
-        if (value := _number(body, key)) is not None:
+        if (value := fields.number(body, key)) is not None:
             options[key] = value
     return options
 
@@ -139,9 +124,14 @@ def _think(body: Mapping[str, Any]) -> Think:
     reasoning = body.get("reasoning")
     if effort is None and isinstance(reasoning, dict):
         effort = reasoning.get("effort")
+    return think_from_effort(effort)
+
+
+def think_from_effort(effort: object) -> Think:
+    """OpenAI's reasoning effort as Ollama's ``think``: ``none`` turns thinking off."""
     if effort is None:
         return None
-    if effort not in _REASONING:
+    if not isinstance(effort, str) or effort not in _REASONING:
         raise InvalidRequest(
             f"invalid reasoning value: '{effort}' (must be \"none\", \"minimal\", \"low\", \"medium\", "
             "\"high\", \"xhigh\" or \"max\")"
@@ -149,7 +139,8 @@ def _think(body: Mapping[str, Any]) -> Think:
     return _REASONING[effort]  # type: ignore[return-value]
 
 
-def _image(url: object) -> bytes:
+def image_from_url(url: object) -> bytes:
+    """The bytes of a base64 ``data:`` URL; a web URL is refused, as Ollama refuses it."""
     if not isinstance(url, str):
         raise InvalidRequest("invalid message format")
     match = _DATA_URL.match(url)
@@ -183,7 +174,7 @@ def _content(content: object) -> tuple[str, tuple[bytes, ...]]:
             texts.append(part["text"])
         elif kind == "image_url":
             image = part.get("image_url")
-            images.append(_image(image.get("url") if isinstance(image, dict) else image))
+            images.append(image_from_url(image.get("url") if isinstance(image, dict) else image))
         else:
             raise InvalidRequest("invalid message format")
     return "\n".join(texts), tuple(images)
@@ -256,17 +247,10 @@ def _tools(body: Mapping[str, Any]) -> tuple[Tool, ...]:
 
 
 def _logprobs(body: Mapping[str, Any]) -> tuple[bool, int]:
-    top = _int(body, "top_logprobs") or 0
+    top = fields.integer(body, "top_logprobs") or 0
     if not 0 <= top <= 20:
         raise InvalidRequest("top_logprobs must be between 0 and 20")
     return bool(body.get("logprobs")), top
-
-
-def _model(body: Mapping[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("model is required")
-    return model
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +267,7 @@ def chat_request_from_openai(body: Mapping[str, Any]) -> OpenAIRequest:
     stream, include_usage = _stream_options(body)
     logprobs, top = _logprobs(body)
     request = ChatRequest(
-        model=_model(body),
+        model=fields.model(body),
         messages=_messages(body.get("messages")),
         tools=_tools(body),
         stream=stream,
@@ -304,9 +288,9 @@ def completion_request_from_openai(body: Mapping[str, Any]) -> OpenAIRequest:
     if not isinstance(suffix, str):
         raise InvalidRequest("invalid type for 'suffix' field")
     stream, include_usage = _stream_options(body)
-    top = _int(body, "logprobs") or 0  # the legacy API's logprobs is a count
+    top = fields.integer(body, "logprobs") or 0  # the legacy API's logprobs is a count
     request = GenerateRequest(
-        model=_model(body),
+        model=fields.model(body),
         prompt=prompt,
         suffix=suffix,
         stream=stream,
@@ -334,8 +318,8 @@ def embed_request_from_openai(body: Mapping[str, Any]) -> tuple[EmbedRequest, st
         raise InvalidRequest(
             f"Invalid value for 'encoding_format' = {encoding}. Supported values: ['float', 'base64']."
         )
-    dimensions = _int(body, "dimensions") or 0
-    return EmbedRequest(model=_model(body), inputs=inputs, dimensions=max(dimensions, 0)), encoding
+    dimensions = fields.integer(body, "dimensions") or 0
+    return EmbedRequest(model=fields.model(body), inputs=inputs, dimensions=max(dimensions, 0)), encoding
 
 
 # --- responses ---------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ Rules, as Ollama's server/sched.go has them:
   fails at once with InsufficientMemory.
 - Requests waiting for a load or a slot are counted; beyond ``max_queue`` they get QueueFull.
 - A runner that dies fails its own requests with RunnerCrashed and is forgotten; the next request
-  loads the model again.
+  loads the model again. One that dies while loading or before its first answer
+  ``CRASH_LOOP_LIMIT`` times in a row is not respawned for a cool-down that doubles with each
+  further failure: its requests get ModelCoolingDown (503, Retry-After) at once, and an explicit
+  load (D-Bus ``Load``, ``llmctl load``) retries at once.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import asyncio
 import dataclasses
 import logging
 import math
+import signal
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import contextlib
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,14 +36,24 @@ from typing import TYPE_CHECKING
 
 from llmd import memory
 from llmd.config import Config
-from llmd.errors import InsufficientMemory, QueueFull, RunnerCrashed, RunnerError
+from llmd.errors import (
+    InsufficientMemory,
+    ModelCoolingDown,
+    QueueFull,
+    RunnerCrashed,
+    RunnerError,
+    RunnerLoadFailed,
+)
+from llmd.runner.cpu import CpuInfo
 from llmd.runner.handle import RunnerHandle, describe_exit, spawn_runner
 from llmd.runner.request import (
+    Completed,
     CompletionEvent,
     CompletionRequest,
     EmbeddingResult,
     LoadOptions,
 )
+from llmd.system import messages
 
 if TYPE_CHECKING:
     from llmd.store import Model
@@ -53,6 +68,14 @@ _UNLOAD_GRACE = (
     5.0  # seconds a runner gets to exit after "shutdown" before it is killed
 )
 
+# Respawning a runner that crashes on every load or first decode only repeats the crash, each time
+# at the cost of a model load (an AMX host went through 25 runners in 20 s): after this many
+# failures in a row the model cools down, first for COOLDOWN_FIRST seconds, doubling with every
+# further failure up to COOLDOWN_MAX (LocalAI's --model-load-failure-cooldown is the model).
+CRASH_LOOP_LIMIT = 3
+COOLDOWN_FIRST = 10.0
+COOLDOWN_MAX = 600.0
+
 
 @dataclass(frozen=True, slots=True)
 class RunningModel:
@@ -64,6 +87,26 @@ class RunningModel:
     context_length: int
     in_flight: int
     size_vram: int = 0
+    cpu: CpuInfo | None = None  # what the runner computes on, as it reported at load
+
+
+@dataclass(frozen=True, slots=True)
+class FailedModel:
+    """A model whose runner crashed while loading or before its first answer, for status."""
+
+    name: str
+    failures: int  # in a row
+    status: str  # the last runner's exit, e.g. "signal: segmentation fault"
+    retry_at: datetime | None  # None: the next request spawns a runner again
+
+
+@dataclass
+class _Failures:
+    name: str
+    count: int = 0
+    status: str = ""
+    retry_at: float = 0.0  # the scheduler's clock; 0 while not cooling down
+    retry_wall: datetime | None = None
 
 
 class _Runner:
@@ -87,6 +130,7 @@ class _Runner:
         self.last_used = now
         self.expires_at: datetime | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.embeds = False  # a generating runner that has made its embedding context
         self.unloading = False  # no new leases; it goes as soon as it is idle
         self.removed = False  # _unload has started
         self.slots = (
@@ -94,6 +138,7 @@ class _Runner:
         )
         self.active = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.answered = False  # a request got its first token or embedding from this process
 
     async def take_slot(self) -> None:
         if self.active < self.slots and not self.waiters:
@@ -128,8 +173,11 @@ class _Runner:
 class Lease:
     """A request's hold on one slot of a loaded model; valid inside ``Scheduler.acquire``."""
 
-    def __init__(self, runner: _Runner, load_duration: int) -> None:
+    def __init__(
+        self, runner: _Runner, load_duration: int, answered: Callable[[_Runner], None]
+    ) -> None:
         self._runner = runner
+        self._answered = answered
         self.model = runner.model
         self.load_duration = load_duration  # ns; 0 when the model was already loaded
 
@@ -143,10 +191,31 @@ class Lease:
         return info.n_ctx if info else self._runner.load.num_ctx
 
     def generate(self, req: CompletionRequest) -> AsyncIterator[CompletionEvent]:
-        return self._runner.handle.generate(req)
+        events = self._runner.handle.generate(req)
+        if self._runner.answered:
+            return events
+        return self._first_answer(events)
+
+    async def _first_answer(
+        self, events: AsyncIterator[CompletionEvent]
+    ) -> AsyncIterator[CompletionEvent]:
+        # Only until this runner's first answer: that proves it survives a decode.
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                self._answered(self._runner)
+                yield event
+                if isinstance(event, Completed):
+                    return
 
     async def embed(self, inputs: Sequence[str], truncate: bool) -> EmbeddingResult:
-        return await self._runner.handle.embed(inputs, truncate)
+        runner = self._runner
+        if not runner.load.embedding and not runner.embeds:
+            # The runner makes its embedding context now and keeps it: count it from here on.
+            runner.embeds = True
+            runner.size += memory.embedding_context(_metadata(runner.model), runner.load.num_ctx)
+        result = await runner.handle.embed(inputs, truncate)
+        self._answered(runner)
+        return result
 
     async def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return await self._runner.handle.tokenize(text, add_special)
@@ -173,6 +242,7 @@ class Scheduler:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._budget = memory.budget(config)
+        self._failures: dict[str, _Failures] = {}  # by model digest
 
     # --- public surface ------------------------------------------------------------------------
 
@@ -204,9 +274,20 @@ class Scheduler:
         return self._acquire(model, load, keep_alive)
 
     async def load(
-        self, model: Model, load: LoadOptions, keep_alive: float | None
+        self,
+        model: Model,
+        load: LoadOptions,
+        keep_alive: float | None,
+        *,
+        retry_now: bool = False,
     ) -> int:
-        """Make the model resident without running anything; returns the load time in ns."""
+        """Make the model resident without running anything; returns the load time in ns.
+
+        ``retry_now`` (an administrator's explicit load) ends a crash-loop cool-down first.
+        """
+        failures = self._failures.get(model.model_digest)
+        if retry_now and failures is not None:
+            failures.retry_at, failures.retry_wall = 0.0, None
         self._admit()
         try:
             runner, load_ns = await self._get_runner(model, load, keep_alive)
@@ -243,9 +324,17 @@ class Scheduler:
                     expires_at=expires,
                     context_length=info.n_ctx if info else runner.load.num_ctx,
                     in_flight=runner.active,
+                    cpu=info.cpu if info else None,
                 )
             )
         return out
+
+    def failed(self) -> list[FailedModel]:
+        """Models whose runners crashed in a row, most failures first."""
+        return [
+            FailedModel(f.name, f.count, f.status, f.retry_wall)
+            for f in sorted(self._failures.values(), key=lambda f: -f.count)
+        ]
 
     async def close(self, drain_timeout: float | None = None) -> None:
         """Refuse new requests, let running ones finish up to the deadline, stop every runner."""
@@ -297,7 +386,7 @@ class Scheduler:
         finally:
             self._waiting -= 1
         try:
-            yield Lease(runner, load_ns)
+            yield Lease(runner, load_ns, self._answered)
         finally:
             runner.give_slot()
             self._release(runner)
@@ -330,6 +419,7 @@ class Scheduler:
         if runner is not None:
             self._hold(runner, keep_alive)
             return runner, 0
+        self._check_cooldown(model)
         async with self._load_lock:
             while True:
                 runner = self._usable(model, load)
@@ -354,13 +444,19 @@ class Scheduler:
                 if not await self._make_room(size):
                     await self._wait_for_change()
                     continue
+                self._check_cooldown(model)
                 return await self._start_runner(model, load, size, keep_alive)
 
     async def _start_runner(
         self, model: Model, load: LoadOptions, size: int, keep_alive: float | None
     ) -> tuple[_Runner, int]:
         started = time.perf_counter_ns()
-        handle = await self._spawn(model.model_path, load, self._config)
+        try:
+            handle = await self._spawn(model.model_path, load, self._config)
+        except RunnerLoadFailed as exc:
+            if exc.exit_status is not None:
+                self._crashed(model, exc.exit_status, None, "load", 0)
+            raise
         load_ns = time.perf_counter_ns() - started
         session = self._config.keep_alive if keep_alive is None else keep_alive
         runner = _Runner(model, load, handle, size, session, self._clock())
@@ -370,28 +466,36 @@ class Scheduler:
         log.info(
             "model loaded",
             extra={
+                "MESSAGE_ID": messages.MODEL_LOADED,
                 "MODEL": _name(model),
                 "PID": handle.pid,
                 "SIZE": size,
                 "LOAD_DURATION": load_ns,
                 "NUM_CTX": load.num_ctx,
                 "NUM_PARALLEL": runner.slots,
+                **_cpu_fields(handle.info.cpu if handle.info else None),
             },
         )
         return runner, load_ns
 
     def _effective(self, model: Model, load: LoadOptions) -> LoadOptions:
-        """Ollama clamps num_ctx to at least 4 and at most the model's training context."""
+        """Ollama clamps num_ctx to at least 4 and at most the model's training context.
+
+        The model's LoRA adapters and whether it is an embedding model shape the runner too, so
+        a model that shares its weights with another but not its adapters gets a runner of its own.
+        """
         metadata = _metadata(model)
         arch = str(metadata.get("general.architecture", ""))
         trained = metadata.get(f"{arch}.context_length")
         num_ctx = max(4, load.num_ctx)
         if isinstance(trained, int) and trained > 0:
             num_ctx = min(num_ctx, trained)
-        if num_ctx != load.num_ctx:
-            load = dataclasses.replace(load, num_ctx=num_ctx)
+        adapters = tuple(str(p) for p in getattr(model, "adapters", ()))
+        embedding = f"{arch}.pooling_type" in metadata  # as GGUFInfo.pooling
+        if (num_ctx, adapters, embedding) != (load.num_ctx, load.adapters, load.embedding):
+            load = dataclasses.replace(load, num_ctx=num_ctx, adapters=adapters, embedding=embedding)
         # The KV settings, the default slots and the prompt cache: all sized from the budget.
-        size = memory.file_size(model.model_path)
+        size = memory.file_size(model.model_path) + sum(memory.file_size(Path(p)) for p in adapters)
         return memory.resolve(size, metadata, load, self._config, self._budget)
 
     def _release(self, runner: _Runner) -> None:
@@ -458,10 +562,11 @@ class Scheduler:
             del self._runners[runner.model.model_digest]
         runner.fail_waiters(RunnerError("the model was unloaded"))
         await runner.handle.close(_UNLOAD_GRACE)
-        message = "model evicted" if reason == "evicted" else "model unloaded"
+        evicted = reason == "evicted"
         log.info(
-            message,
+            "model evicted" if evicted else "model unloaded",
             extra={
+                "MESSAGE_ID": messages.MODEL_EVICTED if evicted else messages.MODEL_UNLOADED,
                 "MODEL": _name(runner.model),
                 "PID": runner.handle.pid,
                 "REASON": reason,
@@ -479,18 +584,87 @@ class Scheduler:
         if runner.timer is not None:
             runner.timer.cancel()
         status = describe_exit(runner.handle.returncode)
+        taken_down = runner.handle.in_flight
         runner.fail_waiters(
             RunnerCrashed(f"llama runner process has terminated: {status}")
         )
+        info = runner.handle.info
+        # One that had served crashed now and then: that is no runner that cannot work here.
+        self._crashed(
+            runner.model,
+            status,
+            info.cpu if info else None,
+            "serving" if runner.answered else "first decode",
+            taken_down,
+            pid=runner.handle.pid,
+            count=not runner.answered,
+        )
+        self._changed.set()
+
+    # --- crash loops ---------------------------------------------------------------------------
+
+    def _check_cooldown(self, model: Model) -> None:
+        failures = self._failures.get(model.model_digest)
+        if failures is None or failures.retry_at == 0.0:
+            return
+        left = failures.retry_at - self._clock()
+        if left <= 0:
+            # The cool-down is over: the next runner gets one chance, a crash starts a longer one.
+            failures.retry_at, failures.retry_wall = 0.0, None
+            return
+        raise ModelCoolingDown(
+            f"model '{failures.name}' is not started: its runner crashed {failures.count} times "
+            f"in a row (llama runner process has terminated: {failures.status}); next try in "
+            f"{math.ceil(left)}s; see journalctl -u llmd",
+            math.ceil(left),
+        )
+
+    def _answered(self, runner: _Runner) -> None:
+        if not runner.answered:
+            runner.answered = True
+            if self._runners.get(runner.model.model_digest) is runner:
+                self._failures.pop(runner.model.model_digest, None)
+
+    def _crashed(
+        self,
+        model: Model,
+        status: str,
+        cpu: CpuInfo | None,
+        phase: str,
+        taken_down: int,
+        *,
+        pid: int | None = None,
+        count: bool = True,
+    ) -> None:
+        """One journal record per crash; a crash before any answer counts towards a cool-down."""
+        failures = self._failures.setdefault(model.model_digest, _Failures(_name(model)))
+        cooldown = 0.0
+        if count:
+            failures.count += 1
+            failures.status = status
+            if failures.count >= CRASH_LOOP_LIMIT:
+                cooldown = min(
+                    COOLDOWN_MAX, COOLDOWN_FIRST * 2 ** (failures.count - CRASH_LOOP_LIMIT)
+                )
+                failures.retry_at = self._clock() + cooldown
+                failures.retry_wall = datetime.now(UTC) + timedelta(seconds=cooldown)
+        else:
+            self._failures.pop(model.model_digest, None)
         log.error(
             "runner crashed",
             extra={
-                "MODEL": _name(runner.model),
-                "PID": runner.handle.pid,
+                "MESSAGE_ID": messages.RUNNER_CRASHED,
+                "MODEL": _name(model),
                 "STATUS": status,
+                "SIGNAL": _signal_name(status),
+                "PHASE": phase,  # load, first decode or serving
+                "REQUESTS": taken_down,
+                "FAILURES": failures.count if count else 0,
+                "COOLDOWN": int(cooldown),
+                **({"PID": pid} if pid is not None else {}),
+                **_cpu_fields(cpu),
             },
         )
-        self._changed.set()
 
     async def _wait_for_change(self) -> None:
         self._changed.clear()
@@ -507,6 +681,23 @@ def _metadata(model: Model) -> dict[str, object]:
     info = getattr(model, "info", None)
     metadata = getattr(info, "metadata", None)
     return metadata if isinstance(metadata, dict) else {}
+
+
+def _cpu_fields(cpu: CpuInfo | None) -> dict[str, str]:
+    if cpu is None:
+        return {"CPU_VARIANT": "unknown"}
+    return {"CPU_VARIANT": cpu.variant, "CPU_FEATURES": " ".join(cpu.features)}
+
+
+def _signal_name(status: str) -> str:
+    """``SIGSEGV`` for "signal: segmentation fault"; "" for an exit status."""
+    if not status.startswith("signal: "):
+        return ""
+    wanted = status.removeprefix("signal: ")
+    for sig in signal.Signals:
+        if (signal.strsignal(sig) or "").lower() == wanted:
+            return sig.name
+    return ""
 
 
 def _name(model: Model) -> str:

@@ -27,8 +27,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from llmd.api.app import AppState, Lifespan, build_app
-from llmd.config import Config
+from llmd.api.auth import AuthMiddleware
+from llmd.api.exposure import check_exposure, network_addresses
+from llmd.config import Config, load_config
 from llmd.errors import ConfigError, LlmdError
+from llmd.keys import KeyStore
 from llmd.store import Store
 from llmd.system import activation, journal
 from llmd.system.reload import Reloader
@@ -137,7 +140,16 @@ def _bus_manager(
     """org.llmd.Manager1 on the system bus while serving; only a warning when there is no bus."""
     from llmd.bus.service import export_manager
 
-    return export_manager(state.config, state.store, state.scheduler, reload=reload)
+    return export_manager(
+        state.config, state.store, state.scheduler, reload=reload, keys=state.keys
+    )
+
+
+def open_keys(config: Config) -> KeyStore:
+    """The API keys; ConfigError when their file is unreadable or malformed."""
+    keys = KeyStore(config.api_keys_path)
+    keys.check()
+    return keys
 
 
 def apply_config(app: Starlette, config: Config) -> None:
@@ -171,7 +183,13 @@ def build_server_app(
     if middleware is None:
         middleware = default_middleware(config)
     store = open_store(config)
-    state = AppState(config=config, store=store, scheduler=make_scheduler(config, store))
+    keys = open_keys(config)
+    # Innermost, and not in default_middleware: a reload rebuilds those, while this one keeps its
+    # requests-in-flight counts per key (and it reads the policy from app.state.config anyway).
+    middleware = [*middleware, Middleware(AuthMiddleware, keys=keys, config=config)]
+    state = AppState(
+        config=config, store=store, scheduler=make_scheduler(config, store), keys=keys
+    )
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -222,7 +240,15 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or idle exit). Raises ConfigError before serving if the setup
     is unusable. ``config_path`` is re-read on SIGHUP (None: the default path, as at start)."""
-    reloader = Reloader(config, config_path)
+    exposed: list[str] = []  # the network addresses served, known once the listeners are
+
+    def load_checked(path: Path | None) -> Config:
+        new = load_config(path)
+        # a reload must not turn key checks off on a network address either
+        check_exposure(new, exposed, _source_of(new, ""))
+        return new
+
+    reloader = Reloader(config, config_path, load=load_checked)
     service = ServiceManager(reloader)
     app = build_server_app(config, middleware=middleware, lifespan=lifespan, reload=service.reload)
     service.scheduler = app.state.scheduler
@@ -232,6 +258,13 @@ async def serve(
         sockets = activation.activation_sockets()
         activated = bool(sockets)
     listeners = list(sockets) if sockets else [listen_socket(config)]
+    exposed.extend(network_addresses(listeners))
+    try:
+        check_exposure(config, exposed, _source_of(config, ""))
+    except ConfigError:
+        for sock in listeners:
+            sock.close()
+        raise
     server = _Server(
         uvicorn.Config(
             app,

@@ -3,6 +3,10 @@
 Thinking models (DeepSeek-R1, Qwen3...) open their output with ``<think>``, reason, close with
 ``</think>`` and then answer; Ollama returns the first part as ``thinking`` and the rest as the
 response. Text that could still be the start of a tag is held back until it cannot.
+
+Some templates (QwQ, the DeepSeek-R1 distills) write the opening tag into the prompt themselves,
+so the model starts straight with its reasoning: as Ollama does, a rendered prompt that ends with
+the tag puts the parser past it from the start (``opens_thinking``).
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ def _partial_suffix(text: str, tag: str) -> int:
     return 0
 
 
+def opens_thinking(prompt: str, opening: str = OPENING) -> bool:
+    """True when the rendered prompt pre-fills the opening tag (Ollama trims it, then checks)."""
+    return prompt.strip().endswith(opening)
+
+
 class ThinkingParser:
-    def __init__(self, opening: str = OPENING, closing: str = CLOSING) -> None:
+    def __init__(
+        self, opening: str = OPENING, closing: str = CLOSING, *, prefilled: bool = False
+    ) -> None:
         self.opening = opening
         self.closing = closing
-        self._state = "start"  # start -> thinking -> answer
+        self._state = "thinking" if prefilled else "start"  # start -> thinking -> answer
         self._buffer = ""
 
     def feed(self, text: str) -> tuple[str, str]:

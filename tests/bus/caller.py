@@ -1,6 +1,7 @@
 """A bus client run as another user by the tests: ``python caller.py ACTION [ARGS...]``.
 
 Prints one JSON line: ``{"ok": result}`` or ``{"error": dbus_error_name, "message": ...}``.
+Arguments are strings, except those written ``json:VALUE`` (``json:["models"]``, ``json:0``).
 ``listen N`` prints ``listening``, then one JSON line per Model(Un)Loaded signal, N in all.
 """
 
@@ -47,7 +48,8 @@ async def main(action: str, *args: str) -> None:
         if action == "properties":
             result: Any = await manager.properties_get_all_dict()
         else:
-            result = await getattr(manager, action)(*args)
+            values = [json.loads(a[5:]) if a.startswith("json:") else a for a in args]
+            result = await getattr(manager, action)(*values)
     except SdBusBaseError as exc:
         name = getattr(exc, "dbus_error_name", type(exc).__name__)
         print(json.dumps({"error": name, "message": str(exc.args[-1] if exc.args else exc)}))

@@ -42,16 +42,17 @@ def activatable_bus(workdir: Path, users: dict[str, User]) -> Iterator[SystemBus
     bus.stop()
 
 
-@pytest.fixture(scope="module")
-def live_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator[SystemBus]:
-    """A system bus with Manager1 owned by a process running as ollama; its store has smollm2."""
+def _live(
+    workdir: Path, users: dict[str, User], gguf_path: Path, env: dict[str, str] | None = None
+) -> Iterator[SystemBus]:
     bus = start_bus(workdir / "live")
     home = workdir / "daemon"
     (home / "models").mkdir(parents=True)
     import_smollm2(home / "models", gguf_path, home, owner="ollama")
     process = subprocess.Popen(
         users["ollama"].setpriv(sys.executable, str(MANAGER), str(home / "models")),
-        env=bus.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=home,
+        env={**bus.env(), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=home,
     )
     assert process.stdout is not None
     assert process.stdout.readline().decode().strip() == "ready"
@@ -59,3 +60,15 @@ def live_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator
     process.terminate()
     process.wait(15)
     bus.stop()
+
+
+@pytest.fixture(scope="module")
+def live_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator[SystemBus]:
+    """A system bus with Manager1 owned by a process running as ollama; its store has smollm2."""
+    yield from _live(workdir, users, gguf_path)
+
+
+@pytest.fixture(scope="module")
+def crashing_bus(workdir: Path, users: dict[str, User], gguf_path: Path) -> Iterator[SystemBus]:
+    """The same, but every runner dies of SIGSEGV while loading (the runner's test hook)."""
+    yield from _live(workdir / "crashing", users, gguf_path, {"LLMD_RUNNER_FAULT": "load"})

@@ -58,7 +58,8 @@ def test_a_plain_user_reads_the_status_as_text_and_json(
     assert "Memory budget:" in out.stdout
     data = json.loads(llmctl(users[PLAIN], "status", "--json", env=live_bus.env()).stdout)
     assert set(data) == {"version", "started_at", "uptime_seconds", "queue_depth",
-                         "memory_budget", "models"}
+                         "memory_budget", "models", "failed"}
+    assert data["failed"] == []
 
 
 def test_a_plain_user_is_denied_unload_with_its_own_exit_code(
@@ -99,3 +100,24 @@ def test_a_bad_keep_alive_is_reported_with_gos_wording(
 ) -> None:
     out = llmctl(users["root"], "load", MODEL, "--keep-alive", "soon", env=live_bus.env())
     assert (out.returncode, out.stderr) == (ExitCode.ERROR, 'Error: time: invalid duration "soon"\n')
+
+
+def test_status_shows_a_model_cooling_down_after_crashes_and_load_retries_it_at_once(
+    crashing_bus: SystemBus, users: dict[str, User]
+) -> None:
+    env = crashing_bus.env()
+    for _ in range(3):
+        out = llmctl(users[MEMBER], "load", MODEL, env=env)
+        assert out.returncode == ExitCode.ERROR
+        assert "llama runner process has terminated: signal: segmentation fault" in out.stderr
+    [failed] = json.loads(llmctl(users[PLAIN], "status", "--json", env=env).stdout)["failed"]
+    assert failed["name"] == MODEL and failed["failures"] == 3
+    assert failed["status"] == "signal: segmentation fault" and failed["retry_at"]
+    text = llmctl(users[PLAIN], "status", env=env).stdout
+    assert "FAILED" in text and "crashed 3x: signal: segmentation fault" in text
+    assert "journalctl -u llmd MESSAGE_ID=" in text
+    # An explicit load does not wait for the cool-down: it spawns again, and fails again.
+    out = llmctl(users[MEMBER], "load", MODEL, env=env)
+    assert "signal: segmentation fault" in out.stderr and "next try" not in out.stderr
+    [failed] = json.loads(llmctl(users[PLAIN], "status", "--json", env=env).stdout)["failed"]
+    assert failed["failures"] == 4

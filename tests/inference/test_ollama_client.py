@@ -26,7 +26,8 @@ def test_generate_returns_text_metrics_and_context(client: ollama.Client) -> Non
     reply = client.generate(MODEL, "Name a colour.", options=GREEDY)
     assert reply.response and reply.done and reply.done_reason in ("stop", "length")
     for key in METRICS:
-        assert isinstance(getattr(reply, key), int)
+        # load_duration is 0, so left out as Ollama leaves it out, when the model was loaded
+        assert isinstance(getattr(reply, key), int) or key == "load_duration"
     assert reply.eval_count and reply.eval_count > 0
     assert reply.context and all(isinstance(t, int) for t in reply.context)
 

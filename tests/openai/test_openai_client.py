@@ -79,6 +79,15 @@ def test_embeddings_decode_from_the_default_base64(client: openai.OpenAI) -> Non
     assert floats.data[0].embedding == pytest.approx(vector, rel=1e-5)
 
 
+def test_embeddings_honour_dimensions_by_truncating_and_renormalising(client: openai.OpenAI) -> None:
+    full = client.embeddings.create(model=MODEL, input="hello", encoding_format="float").data[0]
+    short = client.embeddings.create(model=MODEL, input="hello", encoding_format="float",
+                                     dimensions=16).data[0]
+    assert len(short.embedding) == 16
+    norm = math.sqrt(sum(v * v for v in full.embedding[:16]))
+    assert short.embedding == pytest.approx([v / norm for v in full.embedding[:16]], rel=1e-4)
+
+
 def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
     assert MODEL in ids

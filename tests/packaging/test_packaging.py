@@ -70,5 +70,5 @@ def test_maintainer_scripts_are_valid_shell_with_the_debhelper_token() -> None:
         script = ROOT / "debian" / f"llmd.{name}"
         assert "#DEBHELPER#" in script.read_text()
         subprocess.run(["sh", "-n", str(script)], check=True)
-    for name in ("wheelhouse.sh", "install-venv.sh"):
+    for name in ("wheelhouse.sh", "install-venv.sh", "llama-wheel.sh"):
         subprocess.run(["sh", "-n", str(ROOT / "packaging" / name)], check=True)

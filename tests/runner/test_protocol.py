@@ -50,6 +50,12 @@ def test_final_statistics_round_trip() -> None:
     )  # type: ignore[arg-type]
 
 
+def test_the_stop_string_that_ended_a_generation_round_trips() -> None:
+    done = Completed("stop", 5, 1000, 7, 2000, (1, 2), stop_sequence="END")
+    message = protocol.done_message(9, done)
+    assert protocol.completed_from(protocol.decode(protocol.encode(message)[4:])) == done  # type: ignore[arg-type]
+
+
 def test_logprobs_round_trip() -> None:
     values = (TokenLogprob("a", -0.5, (97,), (TokenLogprob("b", -1.0, (98,)),)),)
     assert protocol.logprobs_from_wire(protocol.logprobs_to_wire(values)) == values

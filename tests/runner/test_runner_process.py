@@ -225,6 +225,29 @@ async def test_embeddings_are_unit_length_and_differ_by_input(
     assert result.prompt_eval_count > 0
 
 
+async def test_an_embed_lets_the_generating_slots_move_between_its_inputs(
+    runner: RunnerHandle,
+) -> None:
+    deltas = 0
+
+    async def generate() -> None:
+        nonlocal deltas
+        request = CompletionRequest(
+            chat("Count from one to one hundred."), SamplingOptions(temperature=0, num_predict=120)
+        )
+        async for event in runner.generate(request):
+            deltas += isinstance(event, TextDelta)
+
+    task = asyncio.create_task(generate())
+    await asyncio.sleep(0)  # the completion frame goes out first, the embed right behind it
+    result = await runner.embed([f"sentence number {i}" for i in range(40)], True)
+    seen = deltas  # text the generation got while the embed ran
+    await task
+    assert len(result.embeddings) == 40
+    # One decode step of the slots runs between two inputs; an embed once held them for all 40.
+    assert seen >= 10
+
+
 async def test_an_embedding_input_beyond_the_context_fails_unless_truncated(
     runner: RunnerHandle,
 ) -> None:

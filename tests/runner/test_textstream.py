@@ -29,6 +29,13 @@ def test_a_stop_string_ends_the_stream_and_is_never_emitted() -> None:
     assert stream.flush() == ""
 
 
+def test_the_stream_names_the_stop_string_that_ended_it() -> None:
+    stream = TextStream(("halt", "STOP"))
+    assert stream.stop == ""
+    assert stream.push(b"go STOP and halt") == "go "
+    assert stream.stop == "STOP"
+
+
 def test_a_stop_string_inside_one_piece_cuts_the_piece() -> None:
     stream = TextStream(("\n\n",))
     assert stream.push(b"line\n\nnext") == "line"

@@ -78,6 +78,22 @@ def test_the_weights_count_in_full() -> None:
     assert memory.estimate(10**9, METADATA, LoadOptions()) == base + 10**9
 
 
+def test_an_embedding_model_counts_its_embedding_context() -> None:
+    # llama.cpp reserves 90 MiB of KV and 809 MiB of compute for SmolLM2's embedding context at
+    # 4096 tokens: one ubatch spans the whole input, and the output layer runs over all of it.
+    estimate = memory.estimate(0, METADATA, LoadOptions(num_ctx=4096, embedding=True))
+    assert estimate > (90 + 809) * 2**20
+    assert memory.embedding_context(METADATA, 4096) > (90 + 809) * 2**20
+
+
+def test_lora_adapters_count_with_the_weights(gguf_path: Path, tmp_path: Path) -> None:
+    adapter = tmp_path / "lora.gguf"
+    adapter.write_bytes(b"\0" * 4096)
+    plain = memory.estimate_model(gguf_path, METADATA, LoadOptions())
+    adapted = memory.estimate_model(gguf_path, METADATA, LoadOptions(adapters=(str(adapter),)))
+    assert adapted - plain == 4096
+
+
 def test_the_estimate_covers_what_a_real_runner_holds(gguf_path: Path) -> None:
     # Measured resident size of a SmolLM2 runner at num_ctx 4096: about 250 MiB.
     assert (

@@ -16,6 +16,7 @@ from llmctl import bus_client
 from llmctl.client import Client
 from llmctl.format import human_bytes, human_time, table
 from llmd.bus.interface import Manager1
+from llmd.system import messages
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,6 +70,14 @@ def _until(expiry: int) -> str:
     return human_time(moment)
 
 
+def _retry(retry_at: int) -> str:
+    if retry_at == 0:
+        return "on the next request"
+    moment = datetime.fromtimestamp(retry_at, timezone.utc)
+    seconds = max(0, int((moment - datetime.now(timezone.utc)).total_seconds()))
+    return f"in {seconds}s"
+
+
 def _done(args: argparse.Namespace, text: str, **fields: Any) -> None:
     if args.json:
         print(json.dumps({"status": "success", **fields}))
@@ -79,9 +88,16 @@ def _done(args: argparse.Namespace, text: str, **fields: Any) -> None:
 def status(args: argparse.Namespace, client: Client) -> None:
     props = bus_client.call(bus_client.properties)
     started = int(props["started_at"])
+    cpus = {n: (variant, features) for n, variant, features in props.get("runner_cpus", [])}
     models = [
-        {"name": n, "size": s, "expires_at": _iso(e), "in_flight": f}
+        {"name": n, "size": s, "expires_at": _iso(e), "in_flight": f,
+         **({"cpu": {"variant": cpus[n][0], "features": cpus[n][1].split()}} if n in cpus else {})}
         for n, s, e, f in props["loaded_models"]
+    ]
+    # a daemon older than the property has none: nothing failed as far as we can tell
+    failed = [
+        {"name": n, "failures": count, "retry_at": _iso(retry) if retry else None, "status": st}
+        for n, count, retry, st in props.get("failed_models", [])
     ]
     if args.json:
         print(json.dumps({
@@ -91,6 +107,7 @@ def status(args: argparse.Namespace, client: Client) -> None:
             "queue_depth": props["queue_depth"],
             "memory_budget": props["memory_budget"],
             "models": models,
+            "failed": failed,
         }, indent=2))
         return
     up = human_time(datetime.fromtimestamp(started, timezone.utc)).removesuffix(" ago").lower()
@@ -99,11 +116,21 @@ def status(args: argparse.Namespace, client: Client) -> None:
     print(f"Memory budget: {human_bytes(int(props['memory_budget']))}")
     if not models:
         print("No models loaded.")
-        return
-    rows = [
-        [n, human_bytes(s), str(f), _until(e)] for n, s, e, f in props["loaded_models"]
-    ]
-    print(table(["NAME", "SIZE", "IN FLIGHT", "UNTIL"], rows))
+    else:
+        rows = [
+            [n, human_bytes(s), str(f), _until(e), cpus.get(n, ("",))[0]]
+            for n, s, e, f in props["loaded_models"]
+        ]
+        print(table(["NAME", "SIZE", "IN FLIGHT", "UNTIL", "CPU"], rows))
+    if failed:
+        print()
+        rows = [
+            [n, f"crashed {count}x: {st}", _retry(retry)]
+            for n, count, retry, st in props["failed_models"]
+        ]
+        print(table(["FAILED", "LAST EXIT", "RETRY"], rows))
+        print(f"See journalctl -u llmd MESSAGE_ID={messages.RUNNER_CRASHED}; "
+              "`llmctl load NAME` retries now.")
 
 
 def load(args: argparse.Namespace, client: Client) -> None:

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("name", metavar="NAME", help="name of the new model, e.g. mymodel:latest")
     p.add_argument("-f", "--file", type=Path, default=Path("Modelfile"), metavar="FILE",
                    help="the Modelfile (default: ./Modelfile)")
+    p.add_argument("-q", "--quantize", metavar="TYPE",
+                   help="quantize an F16, BF16 or F32 model to q4_K_M, q4_K_S or q8_0")
     p.set_defaults(func=create)
 
     for alias in ("list", "ls"):
@@ -65,6 +67,8 @@ def _progress() -> Progress:
 
 def create(args: argparse.Namespace, client: Client) -> None:
     plan = plan_create(args.name, args.file)
+    if args.quantize:
+        plan.body["quantize"] = args.quantize
     with _progress() as progress:
         for upload in plan.uploads:
             if client.has_blob(upload.digest):
@@ -72,8 +76,12 @@ def create(args: argparse.Namespace, client: Client) -> None:
             task = progress.add_task(f"copying file {upload.digest}", total=upload.size)
             client.upload_blob(upload.digest, upload.path,
                                lambda n, task=task: progress.advance(task, n))
+    last = None
     for event in client.stream("/api/create", plan.body):
-        print(event.get("status", ""), flush=True)
+        status = event.get("status", "")
+        if status != last:  # a quantization repeats its line with each step of progress
+            print(status, flush=True)
+        last = status
 
 
 def list_models(args: argparse.Namespace, client: Client) -> None:
@@ -111,6 +119,8 @@ def _summary(info: dict[str, Any]) -> str:
         sections.append(("System", [[line] for line in info["system"].splitlines()[:2]]))
     if info.get("license"):
         sections.append(("License", [[line] for line in info["license"].splitlines()[:2]]))
+    if info.get("warnings"):
+        sections.append(("Warnings", [[line] for line in info["warnings"]]))
     out = []
     for title, body in sections:
         out.append(f"  {title}")

@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser("ps", help="list running models",
                               description="List the models llmd holds in memory.")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also show the CPU variant and features each runner computes with")
     p.set_defaults(func=ps)
 
     p = subparsers.add_parser("stop", help="stop a running model",
@@ -94,12 +96,17 @@ def ps(args: argparse.Namespace, client: Client) -> None:
     rows = []
     for m in client.get("/api/ps").get("models") or []:
         size = int(m.get("size", 0))
-        rows.append([
+        row = [
             m.get("name", ""), str(m.get("digest", ""))[:12], human_bytes(size),
             _processor(size, int(m.get("size_vram", 0))), str(m.get("context_length", "")),
             _until(m.get("expires_at")),
-        ])
-    print(table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
+        ]
+        if args.verbose:
+            cpu = m.get("cpu") or {}
+            row += [str(cpu.get("variant", "")), " ".join(cpu.get("features") or [])]
+        rows.append(row)
+    headers = ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+    print(table(headers + (["CPU", "FEATURES"] if args.verbose else []), rows))
 
 
 def stop(args: argparse.Namespace, client: Client) -> None:

@@ -30,6 +30,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "llmd.api.models",
     "llmd.api.inference",
     "llmd.api.openai",
+    "llmd.api.responses",
+    "llmd.api.anthropic",
     "llmd.api.registry",
 )
 
@@ -43,6 +45,7 @@ class AppState:
     config: Config
     store: Store
     scheduler: Any = None  # llmd.scheduler.Scheduler once it exists; None serves the store alone
+    keys: Any = None  # llmd.keys.KeyStore, read by the auth middleware and the bus
 
 
 async def root(request: Request) -> Response:
@@ -104,4 +107,5 @@ def build_app(
     app.state.config = state.config
     app.state.store = state.store
     app.state.scheduler = state.scheduler
+    app.state.keys = state.keys
     return app

@@ -1,8 +1,10 @@
-"""The only module that knows HTTP status codes: LlmdError classes become Ollama or OpenAI bodies.
+"""The only module that knows HTTP status codes: LlmdError classes become Ollama, OpenAI or
+Anthropic bodies.
 
 Native routes answer ``{"error": "<msg>"}``; routes under ``/v1/`` answer OpenAI's
-``{"error": {"message", "type", "param", "code"}}``. One exception handler table serves both,
-so a route raises an LlmdError and never builds an error response itself.
+``{"error": {"message", "type", "param", "code"}}``, except the Anthropic routes under
+``/v1/messages``, which answer ``{"type": "error", "error": {"type", "message"}}``. One exception
+handler table serves all three, so a route raises an LlmdError and never builds an error response.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from llmd.errors import (
     AccessDenied,
     InsufficientMemory,
     InvalidRequest,
+    KeyBusy,
     LlmdError,
+    ModelCoolingDown,
     NotFound,
     QueueFull,
     RegistryAuthError,
     RequestCanceled,
+    Unauthorized,
 )
 
 log = logging.getLogger(__name__)
@@ -32,16 +37,23 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[LlmdError], int] = {
     InvalidRequest: 400,
     RegistryAuthError: 401,
+    Unauthorized: 401,
     AccessDenied: 403,
     NotFound: 404,
+    KeyBusy: 429,
     RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
+    ModelCoolingDown: 503,
     LlmdError: 500,
 }
 
 # openai/openai.go NewError: only 400 and 404 have their own type.
 _OPENAI_TYPE = {400: "invalid_request_error", 404: "not_found_error"}
+# Anthropic's error types by status (anthropic/anthropic.go NewError; 529 is Anthropic's overload)
+_ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                   503: "overloaded_error", 529: "overloaded_error"}
 
 
 class OllamaJSONResponse(JSONResponse):
@@ -55,6 +67,15 @@ def status_for(exc: LlmdError) -> int:
         if cls in STATUS:
             return STATUS[cls]  # type: ignore[index]
     return 500
+
+
+def headers_for(exc: LlmdError) -> dict[str, str]:
+    """Headers an error's status calls for (RFC 9110: a 401 names the scheme it wants)."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if exc.retry_after is not None:  # a busy key, a model cooling down after crashes
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
 
 
 def error_body(exc: LlmdError) -> dict[str, str]:
@@ -75,24 +96,57 @@ def openai_error_body(status: int, message: str) -> dict[str, Any]:
 
 def error_response(exc: LlmdError) -> Response:
     """The native error response: ``{"error": msg}`` with the mapped status."""
-    return OllamaJSONResponse(error_body(exc), status_code=status_for(exc))
+    return OllamaJSONResponse(
+        error_body(exc), status_code=status_for(exc), headers=headers_for(exc)
+    )
 
 
 def openai_error_response(exc: LlmdError) -> Response:
     """The OpenAI-shaped error response, for ``/v1/*`` routes."""
     status = status_for(exc)
-    return OllamaJSONResponse(openai_error_body(status, exc.message), status_code=status)
+    return OllamaJSONResponse(
+        openai_error_body(status, exc.message), status_code=status, headers=headers_for(exc)
+    )
 
 
-def _is_openai(request: Request) -> bool:
-    return request.url.path.startswith("/v1/")
+def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
+    """Anthropic's error object, also sent as the data of a stream's ``error`` event."""
+    kind = _ANTHROPIC_TYPE.get(status, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _is_anthropic(path: str) -> bool:
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
+
+
+def _is_openai(path: str) -> bool:
+    return path.startswith("/v1/")
+
+
+def _error_for(
+    path: str, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The error body in the shape of the API that a request to ``path`` called."""
+    if _is_anthropic(path):
+        body: dict[str, Any] = anthropic_error_body(status, message)
+    elif _is_openai(path):
+        body = openai_error_body(status, message)
+    else:
+        body = {"error": message}
+    return OllamaJSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def response_for(path: str, exc: LlmdError) -> Response:
+    """The error response for a request to ``path``, for middleware that runs before the routes
+    (and so outside the exception handler table)."""
+    return _error_for(path, status_for(exc), exc.message, headers_for(exc))
 
 
 async def _handle_llmd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LlmdError)
     if status_for(exc) >= 500:
         log.error("request failed", extra={"path": request.url.path, "error": exc.message})
-    return openai_error_response(exc) if _is_openai(request) else error_response(exc)
+    return response_for(request.url.path, exc)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -104,21 +158,14 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return PlainTextResponse("405 method not allowed", status_code=405, headers=headers)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    if _is_openai(request):
-        return OllamaJSONResponse(
-            openai_error_body(exc.status_code, message), status_code=exc.status_code, headers=headers
-        )
-    return OllamaJSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
+    return _error_for(request.url.path, exc.status_code, message, headers)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware calls this for anything not mapped above; the traceback
     # goes to the log once, the client gets the same JSON shape as every other error.
     log.exception("unhandled error", extra={"path": request.url.path})
-    message = "internal server error"
-    if _is_openai(request):
-        return OllamaJSONResponse(openai_error_body(500, message), status_code=500)
-    return OllamaJSONResponse({"error": message}, status_code=500)
+    return _error_for(request.url.path, 500, "internal server error")
 
 
 EXCEPTION_HANDLERS: Mapping[Any, Any] = {

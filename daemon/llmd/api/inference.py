@@ -66,8 +66,7 @@ def _final_fields(final: Final) -> dict[str, Any]:
         out["context"] = list(final.context)
     for key in _METRICS:
         value = getattr(final, key)
-        # omitempty, except that a finished generation always reports all six (clients read them)
-        if value or final.done_reason in ("stop", "length"):
+        if value:  # Go's omitempty, as Ollama's Metrics: a zero is left out, not sent as 0
             out[key] = value
     return out
 
@@ -136,14 +135,17 @@ async def generate(request: Request) -> Response:
     req = parse_generate(await read_json(request))
     items = runs.generate(services(request), req)
     rendered = _rendered(items, generate_json, req.model, request.state)
-    return await ndjson_response(rendered, stream=req.stream, collapse=collapse)
+    # a load or unload is one application/json object whatever `stream` says, as Ollama's c.JSON
+    stream = req.stream and not runs.loads_only(req)
+    return await ndjson_response(rendered, stream=stream, collapse=collapse)
 
 
 async def chat(request: Request) -> Response:
     req = parse_chat(await read_json(request))
     items = runs.chat(services(request), req)
     rendered = _rendered(items, chat_json, req.model, request.state)
-    return await ndjson_response(rendered, stream=req.stream, collapse=collapse)
+    stream = req.stream and not runs.loads_only(req)
+    return await ndjson_response(rendered, stream=stream, collapse=collapse)
 
 
 async def embed(request: Request) -> Response:
@@ -176,6 +178,8 @@ def ps_item(running: Any) -> dict[str, Any]:
         "expires_at": rfc3339(expires),
         "size_vram": running.size_vram,
         "context_length": running.context_length,
+        # llmd's own: the ggml CPU variant the runner loaded and the features it computes with
+        **({"cpu": running.cpu.to_wire()} if running.cpu is not None else {}),
     }
 
 

@@ -48,6 +48,8 @@ def show_body(model: Model, verbose: bool) -> dict[str, Any]:
     body = {key: value for key, value in body.items() if value not in ("", [])}
     body["model_info"] = trim_arrays(dict(model.info.metadata), verbose)
     body["capabilities"] = list(model.capabilities)
+    if model.warnings:  # llmd's own field: what makes the model answer other than meant
+        body["warnings"] = list(model.warnings)
     body["modified_at"] = rfc3339(model.modified_at)
     return body
 

@@ -8,56 +8,18 @@ becomes one last ``data: {"error": ...}`` frame.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
 from llmd import openai_convert as oa
-from llmd.api.errors import OllamaJSONResponse, openai_error_body, read_json, status_for
+from llmd.api.errors import OllamaJSONResponse, openai_error_body, read_json
 from llmd.api.inference import services
-from llmd.errors import InvalidModelName, LlmdError, ModelNotFound
-from llmd.generation import ChatRequest, Chunk, Final, Output
+from llmd.api.streaming import collect, sse_response
+from llmd.errors import InvalidModelName, ModelNotFound
+from llmd.generation import ChatRequest, Output
 from llmd.store import ModelName
-
-log = logging.getLogger(__name__)
-
-SSE = "text/event-stream"
-
-
-async def _collect(items: AsyncIterator[Output]) -> tuple[list[Chunk], Final]:
-    chunks: list[Chunk] = []
-    try:
-        async for item in items:
-            if isinstance(item, Final):
-                return chunks, item
-            chunks.append(item)
-    finally:
-        await items.aclose()  # type: ignore[attr-defined]  # frees the lease now, not at GC
-    raise LlmdError("the generation ended without a result")
-
-
-async def _frames(
-    first: Output, items: AsyncIterator[Output], convert: Callable[[Output], list[dict[str, Any]]]
-) -> AsyncIterator[bytes]:
-    try:
-        for chunk in convert(first):
-            yield oa.sse_frame(chunk)
-        async for item in items:
-            for chunk in convert(item):
-                yield oa.sse_frame(chunk)
-        yield oa.SSE_DONE
-    except LlmdError as exc:
-        yield oa.sse_frame(openai_error_body(status_for(exc), exc.message))
-    except Exception:
-        log.exception("stream failed")
-        yield oa.sse_frame(openai_error_body(500, "internal server error"))
-    finally:
-        await items.aclose()  # type: ignore[attr-defined]
 
 
 async def _respond(converted: oa.OpenAIRequest, request: Request) -> Response:
@@ -66,12 +28,18 @@ async def _respond(converted: oa.OpenAIRequest, request: Request) -> Response:
     is_chat = isinstance(native, ChatRequest)
     items = runs.chat(services(request), native) if is_chat else runs.generate(services(request), native)  # type: ignore[arg-type]
     if not converted.stream:
-        chunks, final = await _collect(items)
+        chunks, final = await collect(items)
         build = oa.chat_response if is_chat else oa.completion_response
         return OllamaJSONResponse(build(native.model, chunks, final))
     stream = (oa.ChatStream if is_chat else oa.CompletionStream)(native.model, converted.include_usage)
-    first = await anext(items)  # errors before the first byte keep their status code
-    return StreamingResponse(_frames(first, items, stream.chunks), media_type=SSE)
+
+    def render(item: Output) -> list[bytes]:
+        return [oa.sse_frame(chunk) for chunk in stream.chunks(item)]
+
+    def error(status: int, message: str) -> bytes:
+        return oa.sse_frame(openai_error_body(status, message))
+
+    return await sse_response(items, render, error, oa.SSE_DONE)
 
 
 async def chat_completions(request: Request) -> Response:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from llmd.errors import InvalidModelName, InvalidRequest
-from llmd.store import CreateRequest, Message, ModelName, check_parameters, parse_digest
+from llmd.store import (
+    CreateRequest,
+    Message,
+    ModelName,
+    check_parameters,
+    parse_digest,
+    parse_quantize_type,
+)
 
 _JSON_KIND = {bool: "bool", str: "string", list: "array", dict: "object", type(None): "null"}
 
@@ -160,8 +167,6 @@ def parse_create(body: Mapping[str, Any]) -> CreateBody:
     if not from_text and not files:
         raise InvalidRequest("neither 'from' or 'files' was specified")
     quantize = _field(body, "quantize", str, struct) or _field(body, "quantization", str, struct)
-    if quantize:
-        raise InvalidRequest(f"quantization to {quantize} is not supported by llmd")
     parameters = _field(body, "parameters", dict, struct)
     request = CreateRequest(
         name=name,
@@ -173,5 +178,6 @@ def parse_create(body: Mapping[str, Any]) -> CreateBody:
         license=_license(body),
         parameters=check_parameters(parameters) if parameters is not None else None,
         messages=_messages(body),
+        quantize=parse_quantize_type(quantize) if quantize else None,
     )
     return CreateBody(request, _stream(body, struct))

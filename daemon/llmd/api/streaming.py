@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from starlette.responses import Response, StreamingResponse
 
-from llmd.api.errors import OllamaJSONResponse, error_body, error_response
+from llmd.api.errors import OllamaJSONResponse, error_body, error_response, status_for
 from llmd.errors import LlmdError
+from llmd.generation import Chunk, Final, Output
+from llmd.openai_convert import sse_frame
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ Event = Mapping[str, Any]
 Collapse = Callable[[Sequence[Event]], Event]
 
 NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
 
 
 def encode_line(obj: Event) -> bytes:
@@ -34,10 +37,10 @@ def last_event(events: Sequence[Event]) -> Event:
     return events[-1]
 
 
-async def status_events(statuses: AsyncIterator[str]) -> AsyncIterator[Event]:
-    """Progress strings (a store's create) as Ollama's ``{"status": ...}`` objects."""
+async def status_events(statuses: AsyncIterator[Any]) -> AsyncIterator[Event]:
+    """A store's create as Ollama's ``{"status": ...}`` objects: strings, or Progress lines."""
     async for status in statuses:
-        yield {"status": status}
+        yield {"status": status} if isinstance(status, str) else status.to_json()
 
 
 async def _rest(first: Event, events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
@@ -87,3 +90,58 @@ async def ndjson_response(
     except LlmdError as exc:
         return error_response(exc)
     return StreamingResponse(_rest(first, events), media_type=NDJSON)
+
+
+# --- server-sent events (OpenAI, Responses, Anthropic) -------------------------------------------
+
+
+def sse_event(name: str, obj: Event) -> bytes:
+    """A named SSE frame, as the Responses and Anthropic streams send them."""
+    return f"event: {name}\n".encode() + sse_frame(obj)
+
+
+async def collect(items: AsyncIterator[Output]) -> tuple[list[Chunk], Final]:
+    """A whole generation, for ``stream: false``: its chunks and its Final."""
+    chunks: list[Chunk] = []
+    try:
+        async for item in items:
+            if isinstance(item, Final):
+                return chunks, item
+            chunks.append(item)
+    finally:
+        await items.aclose()  # type: ignore[attr-defined]  # frees the lease now, not at GC
+    raise LlmdError("the generation ended without a result")
+
+
+async def sse_response(
+    items: AsyncIterator[Output],
+    render: Callable[[Output], Iterable[bytes]],
+    error: Callable[[int, str], bytes],
+    done: bytes = b"",
+) -> StreamingResponse:
+    """Stream a generation as SSE: each item through ``render``, then ``done``.
+
+    The first item is awaited here, so an error before it (unknown model, bad option) is still an
+    ordinary error response with its status; after that an error becomes the frame ``error``
+    renders from a status and a message, since the 200 has been sent.
+    """
+    first = await anext(items)
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            for frame in render(first):
+                yield frame
+            async for item in items:
+                for frame in render(item):
+                    yield frame
+            if done:
+                yield done
+        except LlmdError as exc:
+            yield error(status_for(exc), exc.message)
+        except Exception:
+            log.exception("stream failed")
+            yield error(500, "internal server error")
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]
+
+    return StreamingResponse(frames(), media_type=SSE)

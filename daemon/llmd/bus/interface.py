@@ -11,6 +11,11 @@ Structs (signatures):
     loaded model  ``(sttu)``  name, size in bytes, expiry in unix seconds (0 = forever), in-flight
     running model ``(sttuu)`` the same, then the context length
     stored model  ``(sstt)``  name, digest (hex), size in bytes, modified in unix seconds
+    failed model  ``(suts)``  name, runner crashes in a row, retry in unix seconds (0 = on the
+                              next request), the last runner's exit ("signal: segmentation fault")
+    runner cpu    ``(sss)``   name, ggml CPU variant ("native", "icelake"...), features in use
+    API key       ``(sastttu)`` name, scopes, created, expires (0 = never), last used (0 = never)
+                  in unix seconds, max requests in flight (0 = no limit); never the key itself
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ POLKIT_ACTION = "org.llmd.manage"
 LoadedModel = tuple[str, int, int, int]
 RunningModel = tuple[str, int, int, int, int]
 StoredModel = tuple[str, str, int, int]
+FailedModel = tuple[str, int, int, str]
+RunnerCpu = tuple[str, str, str]
+KeyInfo = tuple[str, list[str], int, int, int, int]
 
 
 # --- errors: one class per name, ``org.llmd.Error.<Name>`` --------------------------------------
@@ -120,6 +128,16 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
         """Bytes the scheduler may fill with models."""
         raise NotImplementedError
 
+    @dbus_property_async("a(suts)")
+    def failed_models(self) -> list[FailedModel]:
+        """Models whose runner crashed while loading or before its first answer, in a row."""
+        raise NotImplementedError
+
+    @dbus_property_async("a(sss)")
+    def runner_cpus(self) -> list[RunnerCpu]:
+        """What each loaded model's runner computes on."""
+        raise NotImplementedError
+
     @dbus_method_async(result_signature="a(sstt)", flags=DbusUnprivilegedFlag)
     async def list_models(self) -> list[StoredModel]:
         raise NotImplementedError
@@ -130,7 +148,9 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
 
     @dbus_method_async(input_signature="ss", flags=DbusUnprivilegedFlag)
     async def load(self, name: str, keep_alive: str) -> None:
-        """Preload ``name``; keep_alive as Ollama takes it ("" = default, "-1" = pin)."""
+        """Preload ``name``; keep_alive as Ollama takes it ("" = default, "-1" = pin).
+
+        A model cooling down after a crash loop (FailedModels) is retried at once."""
         raise NotImplementedError
 
     @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)
@@ -152,6 +172,22 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
 
     @dbus_method_async(flags=DbusUnprivilegedFlag)
     async def reload_config(self) -> None:
+        raise NotImplementedError
+
+    @dbus_method_async(
+        input_signature="sastu", result_signature="s", flags=DbusUnprivilegedFlag
+    )
+    async def add_key(self, name: str, scopes: list[str], lifetime: int, max_concurrent: int) -> str:
+        """A new API key, in this reply only. lifetime in seconds (0 = no expiry); scopes
+        "inference", "models", "all" ([] = inference); max_concurrent 0 = no limit."""
+        raise NotImplementedError
+
+    @dbus_method_async(result_signature="a(sastttu)", flags=DbusUnprivilegedFlag)
+    async def list_keys(self) -> list[KeyInfo]:
+        raise NotImplementedError
+
+    @dbus_method_async(input_signature="s", flags=DbusUnprivilegedFlag)
+    async def remove_key(self, name: str) -> None:
         raise NotImplementedError
 
     @dbus_signal_async("s")

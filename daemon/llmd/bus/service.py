@@ -31,19 +31,24 @@ from sdbus import (
 )
 
 import llmd
-from llmd.bus.auth import require_admin
+from llmd.bus.auth import Caller, require_admin
 from llmd.bus.errors import reported_on_bus
 from llmd.bus.interface import (
     BUS_NAME,
     OBJECT_PATH,
+    FailedModel,
+    KeyInfo,
     LoadedModel,
     Manager1,
+    RunnerCpu,
     RunningModel,
     StoredModel,
 )
 from llmd.config import Config, load_config, parse_keep_alive
-from llmd.errors import InvalidOption, ModelNotFound
+from llmd.errors import InvalidOption, InvalidRequest, ModelNotFound
 from llmd import store as model_store
+from llmd.keys import KeyStore, parse_scopes
+from llmd.keys.values import MAX_LIFETIME
 from llmd.options import build_options
 from llmd.runner.request import LoadOptions
 from llmd.store.transfer import Target, Transfers
@@ -94,10 +99,12 @@ class ManagerService(Manager1):
         scheduler: Any,
         *,
         reload: Reload | None = None,
+        keys: KeyStore | None = None,
     ) -> None:
         super().__init__()
         self._config = config
         self._store = store
+        self._keys = keys if keys is not None else KeyStore(config.api_keys_path)
         self._transfers: Transfers | None = None
         self._scheduler = scheduler
         self._reload = reload
@@ -129,6 +136,22 @@ class ManagerService(Manager1):
     def memory_budget(self) -> int:
         return int(getattr(self._scheduler, "memory_budget", 0) or 0)
 
+    @dbus_property_async_override()
+    def failed_models(self) -> list[FailedModel]:
+        failed = getattr(self._scheduler, "failed", None)
+        return [
+            (f.name, int(f.failures), _unix_seconds(f.retry_at), f.status)
+            for f in (failed() if failed is not None else [])
+        ]
+
+    @dbus_property_async_override()
+    def runner_cpus(self) -> list[RunnerCpu]:
+        return [
+            (_name_of(r.model), r.cpu.variant, " ".join(r.cpu.features))
+            for r in self._running
+            if getattr(r, "cpu", None) is not None
+        ]
+
     # --- reading methods ----------------------------------------------------------------
 
     @dbus_method_async_override()
@@ -153,7 +176,9 @@ class ManagerService(Manager1):
             await self._authorize(f"loading {name}")
             model = await self._store.get(_parse_name(name))
             seconds = self._keep_alive(keep_alive)
-            await _resolve(self._scheduler.load(model, self._load_options(model), seconds))
+            await _resolve(
+                self._scheduler.load(model, self._load_options(model), seconds, retry_now=True)
+            )
             await self._refresh()
             self._announce_loaded(model.name.short)
 
@@ -214,11 +239,43 @@ class ManagerService(Manager1):
             self._config = config
             self.config_reloaded.emit(None)
 
+    # --- API keys (admins only, listing too: names and scopes say who may do what) -------------
+
+    @dbus_method_async_override()
+    async def add_key(self, name: str, scopes: list[str], lifetime: int, max_concurrent: int) -> str:
+        with reported_on_bus():
+            caller = await self._authorize(f"adding the API key {name}")
+            if lifetime > MAX_LIFETIME:
+                raise InvalidRequest("invalid expiry: at most 100 years (or 0: none)")
+            key, secret = await asyncio.to_thread(
+                self._keys.add, name, parse_scopes(scopes), lifetime=lifetime,
+                max_concurrent=max_concurrent,
+            )
+            log.info("API key added", extra={
+                "KEY_NAME": key.name, "SCOPES": ",".join(s.value for s in key.scopes),
+                "BY_UID": caller.uid,
+            })
+            return secret
+
+    @dbus_method_async_override()
+    async def list_keys(self) -> list[KeyInfo]:
+        with reported_on_bus():
+            await self._authorize("listing the API keys")
+            keys = await asyncio.to_thread(self._keys.keys)
+            return [k.info() for k in keys]
+
+    @dbus_method_async_override()
+    async def remove_key(self, name: str) -> None:
+        with reported_on_bus():
+            caller = await self._authorize(f"removing the API key {name}")
+            await asyncio.to_thread(self._keys.remove, name)
+            log.info("API key removed", extra={"KEY_NAME": name, "BY_UID": caller.uid})
+
     # --- helpers ------------------------------------------------------------------------
 
-    async def _authorize(self, action: str) -> None:
+    async def _authorize(self, action: str) -> Caller:
         assert self._bus is not None, "exported before use"
-        await require_admin(self._bus, get_current_message().sender, action)
+        return await require_admin(self._bus, get_current_message().sender, action)
 
     def _keep_alive(self, text: str) -> float:
         if not text.strip():
@@ -294,6 +351,7 @@ async def export_manager(
     scheduler: Any,
     *,
     reload: Reload | None = None,
+    keys: KeyStore | None = None,
     open_bus: Callable[[], SdBus] = sd_bus_open_system,
 ) -> AsyncIterator[ManagerService | None]:
     """Own ``org.llmd.Manager1`` on the system bus for the duration of the block."""
@@ -308,7 +366,7 @@ async def export_manager(
         )
         yield None
         return
-    service = ManagerService(config, store, scheduler, reload=reload)
+    service = ManagerService(config, store, scheduler, reload=reload, keys=keys)
     service.attach(bus)
     # Keep the handle: an exported object nobody references is garbage-collected and calls
     # then fail with "Unknown object".

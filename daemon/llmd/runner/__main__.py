@@ -44,7 +44,21 @@ def _import_bindings() -> None:
 # Before the engine's `import llama_cpp`: this module only ever runs as the runner process.
 _import_bindings()
 
+import llama_cpp as lc
+
+from llmd.runner import cpu
+from llmd.runner.embedding import Embedder
 from llmd.runner.engine import Engine, StepFailed
+
+# A test hook: LLMD_RUNNER_FAULT=load or =decode makes this runner kill itself with SIGSEGV at
+# that point, as llama.cpp's kernels do on a CPU they mishandle, so the daemon's crash-loop
+# handling can be exercised on any machine. Unset in production, it costs one lookup at start.
+_FAULT = os.environ.get("LLMD_RUNNER_FAULT", "")
+
+
+def _fault(point: str) -> None:
+    if _FAULT == point:
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def _die_with_parent() -> None:
@@ -65,6 +79,7 @@ class Runner:
         self._engine = engine
         self._frames = protocol.FrameBuffer()
         self._out: list[bytes] = []
+        self._embedder: Embedder | None = None
         self.running = True
 
     def send(self, message: protocol.Message) -> None:
@@ -75,9 +90,12 @@ class Runner:
             self._sock.sendall(b"".join(self._out))
             self._out.clear()
 
+    def _embedding(self) -> bool:
+        return self._embedder is not None and self._embedder.busy
+
     def serve(self) -> None:
         while self.running:
-            timeout = 0.0 if self._engine.busy else None
+            timeout = 0.0 if self._engine.busy or self._embedding() else None
             readable, _, _ = select.select([self._sock], [], [], timeout)
             if readable:
                 data = self._sock.recv(1 << 20)
@@ -86,8 +104,20 @@ class Runner:
                 for message in self._frames.feed(data):
                     self._handle(message)
             if self.running and self._engine.busy:
+                _fault("decode")
                 self._step()
+            if self.running and self._embedding():
+                self._embed_step()  # one input, then the generating slots move again
             self.flush()
+
+    def _embed_step(self) -> None:
+        assert self._embedder is not None
+        for done in self._embedder.step():
+            if done.error is not None:
+                self.send(protocol.error_message(done.id, done.error))
+            else:
+                self.send({"type": "embedding", "id": done.id, "embeddings": done.vectors,
+                           "prompt_eval_count": done.count})
 
     def _step(self) -> None:
         try:
@@ -120,19 +150,11 @@ class Runner:
                 request = protocol.request_from_wire(message["request"])
                 self._engine.submit(message["id"], request)
             elif message["type"] == "cancel":
-                self._engine.cancel(message["id"])
+                if not self._engine.cancel(message["id"]) and self._embedder is not None:
+                    self._embedder.cancel(message["id"])
             elif message["type"] == "embed":
-                vectors, count = self._engine.embed(
-                    list(message["inputs"]), message["truncate"]
-                )
-                self.send(
-                    {
-                        "type": "embedding",
-                        "id": message["id"],
-                        "embeddings": vectors,
-                        "prompt_eval_count": count,
-                    }
-                )
+                self._embedder = self._engine.embedder
+                self._embedder.submit(message["id"], list(message["inputs"]), message["truncate"])
             elif message["type"] == "tokenize":
                 tokens = self._engine.vocab.tokenize(
                     message["text"], message["add_special"]
@@ -167,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
     llama_cpp._logger.set_verbose(args.debug)
     sock = socket.socket(fileno=args.fd)
-    load = LoadOptions(**json.loads(args.load))
+    fields = json.loads(args.load)
+    load = LoadOptions(**{**fields, "adapters": tuple(fields.get("adapters", ()))})
+    _fault("load")
     try:
         engine = Engine(args.model, load, args.threads)
     except LlmdError as exc:
@@ -185,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_ctx_train": engine.n_ctx_train,
                 "n_parallel": 1 if load.embedding else max(1, load.num_parallel),
                 "pid": os.getpid(),
+                "cpu": cpu.probe(lc.llama_print_system_info()).to_wire(),
             }
         )
     )

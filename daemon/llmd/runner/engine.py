@@ -24,6 +24,8 @@ from typing import NoReturn
 import llama_cpp as lc
 
 from llmd.errors import InvalidRequest, RunnerError, RunnerLoadFailed
+from llmd.runner.adapters import Adapters
+from llmd.runner.embedding import Embedder
 from llmd.runner.promptcache import MIN_TOKENS, PromptCache, common_prefix
 from llmd.runner.request import (
     Completed,
@@ -109,11 +111,16 @@ class Engine:
         self.n_ctx_train = int(lc.llama_model_n_ctx_train(self._model))
         self.n_embd = int(lc.llama_model_n_embd(self._model))
         self._ctx: ctypes.c_void_p | None = None
-        self._embed_ctx: ctypes.c_void_p | None = None
+        self._embedder: Embedder | None = None
         self._slots: list[_Slot] = []
         self._waiting: deque[_Job] = deque()
+        try:
+            self._adapters = Adapters(self._model, [Path(p) for p in load.adapters])
+        except RunnerLoadFailed:
+            self.close()
+            raise
         if load.embedding:
-            self._embed_ctx = self._new_embedding_context()
+            self.embedder  # noqa: B018 - made now, so that a load fails when it cannot be
             self.n_ctx_seq = load.num_ctx
             return
         n_parallel = max(1, load.num_parallel)
@@ -135,6 +142,7 @@ class Engine:
             raise RunnerLoadFailed(
                 f"unable to create a context of {load.num_ctx * n_parallel} tokens for {path}"
             )
+        self._adapters.apply(self._ctx)
         self._mem = lc.llama_get_memory(self._ctx)
         self.n_ctx_seq = int(lc.llama_n_ctx_seq(self._ctx))
         self._n_batch = int(lc.llama_n_batch(self._ctx))
@@ -422,6 +430,7 @@ class Engine:
                     eval_duration=now - first,
                     context=tuple(job.prompt + job.output),
                     prompt_cached=job.cached,
+                    stop_sequence=job.text.stop,
                 ),
             )
         )
@@ -438,67 +447,16 @@ class Engine:
         lc.llama_memory_clear(self._mem, True)
         raise StepFailed(failed, RunnerError(message))
 
-    # --- embeddings ----------------------------------------------------------------------------
+    # --- embeddings (runner/embedding.py) and LoRA adapters ----------------------------------
 
-    def _new_embedding_context(self) -> ctypes.c_void_p:
-        cparams = lc.llama_context_default_params()
-        cparams.n_ctx = self.load.num_ctx
-        # A pooled embedding needs the whole input in one ubatch.
-        cparams.n_batch = cparams.n_ubatch = self.load.num_ctx
-        cparams.n_seq_max = 1
-        cparams.n_threads = cparams.n_threads_batch = self._threads
-        cparams.embeddings = True
-        # SmolLM2 and other causal LMs have no pooling layer of their own: average the tokens.
-        cparams.pooling_type = lc.LLAMA_POOLING_TYPE_MEAN
-        cparams.no_perf = True
-        ctx = lc.llama_init_from_model(self._model, cparams)
-        if not ctx:
-            raise RunnerError("unable to create an embedding context")
-        return ctx
-
-    def embed(self, inputs: list[str], truncate: bool) -> tuple[list[list[float]], int]:
-        import numpy as np  # here, not above: only logprobs and embeddings need it
-
-        if self._embed_ctx is None:
-            self._embed_ctx = self._new_embedding_context()
-        ctx = self._embed_ctx
-        memory = lc.llama_get_memory(ctx)
-        limit = self.load.num_ctx
-        batch = lc.llama_batch_init(limit, 0, 1)
-        vectors: list[list[float]] = []
-        count = 0
-        try:
-            for text in inputs:
-                tokens = self.vocab.tokenize(text, True) or [max(self.vocab.bos, 0)]
-                if len(tokens) > limit:
-                    if not truncate:
-                        raise InvalidRequest(
-                            "the input length exceeds the context length"
-                        )
-                    tokens = tokens[:limit]
-                lc.llama_memory_clear(memory, True)
-                for i, token in enumerate(tokens):
-                    batch.token[i] = token
-                    batch.pos[i] = i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = 0
-                    batch.logits[i] = True
-                batch.n_tokens = len(tokens)
-                rc = lc.llama_decode(ctx, batch)
-                if rc != 0:
-                    raise RunnerError(f"llama_decode failed with status {rc}")
-                pointer = lc.llama_get_embeddings_seq(ctx, 0)
-                if not pointer:
-                    raise RunnerError("the model returned no pooled embedding")
-                vector = np.ctypeslib.as_array(pointer, shape=(self.n_embd,)).astype(
-                    np.float64
-                )
-                norm = float(np.linalg.norm(vector))
-                vectors.append((vector / norm if norm > 0 else vector).tolist())
-                count += len(tokens)
-        finally:
-            lc.llama_batch_free(batch)
-        return vectors, count
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding context, made on the first embed of a model that also generates."""
+        if self._embedder is None:
+            self._embedder = Embedder(self._model, self.vocab, self.n_embd, self.load.num_ctx,
+                                      self._threads)
+            self._adapters.apply(self._embedder.ctx)
+        return self._embedder
 
     # --- teardown ------------------------------------------------------------------------------
 
@@ -511,11 +469,12 @@ class Engine:
         if self._slots:
             lc.llama_batch_free(self._batch)
             self._slots = []
-        for name in ("_ctx", "_embed_ctx"):
-            ctx = getattr(self, name)
-            if ctx:
-                lc.llama_free(ctx)
-                setattr(self, name, None)
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
+        if self._ctx:
+            lc.llama_free(self._ctx)
+            self._ctx = None
         if self._model:
             lc.llama_model_free(self._model)
             self._model = None

@@ -24,6 +24,7 @@ from typing import Any
 from llmd.config import Config
 from llmd.errors import LlmdError, RunnerCrashed, RunnerError, RunnerLoadFailed
 from llmd.runner import protocol
+from llmd.runner.cpu import CpuInfo
 from llmd.runner.request import (
     Completed,
     CompletionEvent,
@@ -92,6 +93,7 @@ class RunnerInfo:
     n_ctx: int  # per slot
     n_ctx_train: int
     n_parallel: int
+    cpu: CpuInfo | None = None  # None from a runner that does not report it
 
 
 async def spawn_runner(
@@ -164,6 +166,11 @@ class RunnerHandle:
     def returncode(self) -> int | None:
         return self._process.returncode
 
+    @property
+    def in_flight(self) -> int:
+        """Requests this runner is answering now: those a crash would take down."""
+        return len(self._pending)
+
     def on_exit(self, callback: Callable[[RunnerHandle], None]) -> None:
         """Call ``callback(handle)`` once the process is gone, whatever the reason."""
         self._on_exit.append(callback)
@@ -188,8 +195,9 @@ class RunnerHandle:
             ) from None
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             await self._reap(kill=True)
+            status = describe_exit(self.returncode)
             raise RunnerLoadFailed(
-                f"llama runner process has terminated: {describe_exit(self.returncode)}"
+                f"llama runner process has terminated: {status}", exit_status=status
             ) from None
         except BaseException:
             await asyncio.shield(self._reap(kill=True))
@@ -208,7 +216,11 @@ class RunnerHandle:
                 f"unexpected first message from runner: {first['type']}"
             )
         self.info = RunnerInfo(
-            first["pid"], first["n_ctx"], first["n_ctx_train"], first["n_parallel"]
+            first["pid"],
+            first["n_ctx"],
+            first["n_ctx_train"],
+            first["n_parallel"],
+            CpuInfo.from_wire(first.get("cpu")),
         )
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
 

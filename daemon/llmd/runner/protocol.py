@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from llmd import errors
 from llmd.runner.request import (
@@ -89,6 +89,7 @@ class DoneMessage(TypedDict):
     eval_duration: int  # ns
     context: list[int]
     prompt_cached: int  # prompt tokens not evaluated: their KV was cached
+    stop_sequence: NotRequired[str]
 
 
 class EmbeddingMessage(TypedDict):
@@ -227,6 +228,7 @@ def done_message(job_id: int, done: Completed) -> DoneMessage:
         "eval_duration": done.eval_duration,
         "context": list(done.context),
         "prompt_cached": done.prompt_cached,
+        "stop_sequence": done.stop_sequence,
     }
 
 
@@ -239,6 +241,7 @@ def completed_from(message: DoneMessage) -> Completed:
         eval_duration=message["eval_duration"],
         context=tuple(message["context"]),
         prompt_cached=message.get("prompt_cached", 0),
+        stop_sequence=message.get("stop_sequence", ""),
     )
 
 

@@ -21,7 +21,8 @@ class LoadOptions:
     use_mmap: bool | None = None
     num_thread: int = 0
     num_parallel: int = 1  # 0: the scheduler chooses from the memory budget
-    embedding: bool = False
+    embedding: bool = False  # an embedding model: the runner makes only an embedding context
+    adapters: tuple[str, ...] = ()  # LoRA GGUF paths, applied in this order
     kv_cache_type: str = "f16"  # f16, q8_0 or q4_0 (OLLAMA_KV_CACHE_TYPE)
     flash_attention: bool | None = None  # None: llama.cpp's auto
     prompt_cache: int = 0  # bytes of saved sequence states the runner may keep; 0: none
@@ -91,6 +92,7 @@ class Completed:
     eval_duration: int
     context: tuple[int, ...] = ()  # prompt + output token ids, for /api/generate's `context`
     prompt_cached: int = 0  # prompt tokens whose KV came from the slot or the prompt cache
+    stop_sequence: str = ""  # the stop string that ended it (Anthropic reports which)
 
 
 CompletionEvent = TextDelta | Completed

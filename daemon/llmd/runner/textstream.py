@@ -17,6 +17,7 @@ class TextStream:
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
+        self.stop = ""  # the stop string that ended the text, once one has
 
     def push(self, piece: bytes) -> str:
         """Add a token's bytes; return the text that is now safe to emit."""
@@ -26,8 +27,8 @@ class TextStream:
         if not self._stops:
             out, self._held = self._held, ""
             return out
-        first = min(
-            (i for i in (self._held.find(s) for s in self._stops) if i >= 0), default=-1
+        first, self.stop = min(
+            ((i, s) for s in self._stops if (i := self._held.find(s)) >= 0), default=(-1, "")
         )
         if first >= 0:
             self.stopped = True

@@ -13,6 +13,7 @@ class Vocab:
         self.ptr = lc.llama_model_get_vocab(model)
         self.n_tokens = int(lc.llama_vocab_n_tokens(self.ptr))
         self.bos = int(lc.llama_vocab_bos(self.ptr))
+        self._adds_bos = bool(lc.llama_vocab_get_add_bos(self.ptr))
         self._pieces: dict[int, bytes] = {}
 
     def tokenize(self, text: str, add_special: bool) -> list[int]:
@@ -25,8 +26,14 @@ class Vocab:
                 self.ptr, data, len(data), out, capacity, add_special, True
             )
             if n >= 0:
-                return list(out[:n])
+                tokens = list(out[:n])
+                break
             capacity = -n
+        # A chat template that writes {{ bos_token }} itself (Llama 3, Gemma, Mistral) already put
+        # a BOS in the text: the one add_special puts before it would be a second.
+        if add_special and self._adds_bos and tokens[:2] == [self.bos, self.bos]:
+            del tokens[0]
+        return tokens
 
     def piece(self, token: int) -> bytes:
         """The bytes of one token as it appears in generated text (control tokens render empty)."""

@@ -14,6 +14,8 @@ from llmd.store.modelfile import (
 )
 from llmd.store.models import CreateRequest, Model
 from llmd.store.names import ModelName
+from llmd.store.progress import Progress
+from llmd.store.quantize import parse_type as parse_quantize_type
 from llmd.store.store import Store
 
 __all__ = [
@@ -25,12 +27,14 @@ __all__ = [
     "Model",
     "ModelName",
     "Modelfile",
+    "Progress",
     "Store",
     "check_parameters",
     "create_from_modelfile",
     "format_modelfile",
     "parse_digest",
     "parse_modelfile",
+    "parse_quantize_type",
     "read_gguf_info",
     "resolve_sources",
 ]

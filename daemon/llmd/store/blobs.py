@@ -145,6 +145,19 @@ class Blobs:
             return digest, False  # content-addressed: same bytes, nothing to do
         return self.write([data], digest)
 
+    def adopt(self, temp: Path) -> str:
+        """Hash a temp file another process wrote in ``blobs/`` and rename it into place."""
+        hasher = hashlib.sha256()
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while chunk := os.read(fd, CHUNK):
+                hasher.update(chunk)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        return self.commit(temp, fd, hasher, None)[0]
+
     def import_file(self, source: Path) -> str:
         """Hash and copy a local file in; returns its digest."""
         with open(source, "rb") as f:

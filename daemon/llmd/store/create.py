@@ -1,8 +1,9 @@
 """The steps of /api/create (Ollama's server/create.go): layers from a base model or a GGUF blob,
 then the template/system/license/params/messages layers that replace the base's.
 
-``build_layers`` is a blocking generator: it yields Ollama's status lines as it goes and returns
-the new Manifest (the Store drives it from a thread and writes the manifest last).
+``build_layers`` is a blocking generator: it yields Ollama's status lines (and a quantization's
+progress) as it goes and returns the new Manifest (the Store drives it from a thread and writes
+the manifest last).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from llmd.store import manifest as mf
 from llmd.store.blobs import Blobs
 from llmd.store.gguf import GGUFInfo, read_gguf_info
 from llmd.store.manifest import Layer, Manifest
-from llmd.store.models import CreateRequest
+from llmd.store.models import NO_TEMPLATE, CreateRequest, lacks_template
+from llmd.store.progress import Progress
+from llmd.store.quantize import check_source, quantize
 
 log = logging.getLogger(__name__)
 
 TemplateCheck = Callable[[str], None]
+Status = str | Progress
 
 # Layers that a create's own field replaces wholesale (the legacy prompt layer is a template).
 _REPLACED_BY = {
@@ -58,7 +62,7 @@ def _read_gguf(blobs: Blobs, digest: str, what: str) -> GGUFInfo:
         raise InvalidModelFile(f"{what}: {exc.message}") from None
 
 
-def _from_files(req: CreateRequest, blobs: Blobs) -> Generator[str, None, tuple[list[Layer], dict[str, object]]]:
+def _from_files(req: CreateRequest, blobs: Blobs) -> Generator[Status, None, tuple[list[Layer], dict[str, object]]]:
     yield "parsing GGUF"
     model: tuple[Layer, GGUFInfo] | None = None
     projectors: list[Layer] = []
@@ -78,6 +82,27 @@ def _from_files(req: CreateRequest, blobs: Blobs) -> Generator[str, None, tuple[
     return [model[0], *projectors], config
 
 
+def _lacks_template(blobs: Blobs, layers: list[Layer]) -> bool:
+    if any(x.media_type in _REPLACED_BY["template"] for x in layers):
+        return False
+    model = next((x for x in layers if x.media_type == mf.MODEL), None)
+    return model is not None and lacks_template(None, _read_gguf(blobs, model.digest, "model"))
+
+
+def _quantized(
+    target: str, blobs: Blobs, layers: list[Layer], config: dict[str, object], created: set[str]
+) -> Generator[Status, None, list[Layer]]:
+    """The layers with the model layer requantized to ``target``; ``config`` says so too."""
+    index, model = next((i, x) for i, x in enumerate(layers) if x.media_type == mf.MODEL)
+    source_type = _read_gguf(blobs, model.digest, "model").file_type
+    check_source(source_type)
+    digest = yield from quantize(blobs, model.digest, source_type, target)
+    created.add(digest)
+    config["file_type"] = target
+    new = Layer(mf.MODEL, digest, blobs.size(digest))  # no longer the base's weights: no `from`
+    return [*layers[:index], new, *layers[index + 1:]]
+
+
 def _text_layer(blobs: Blobs, media_type: str, text: str) -> tuple[Layer, bool]:
     data = text.encode("utf-8")
     digest, created = blobs.write_bytes(data)
@@ -89,7 +114,7 @@ def build_layers(
     blobs: Blobs,
     base: tuple[Manifest, dict[str, object], str] | None,
     template_check: TemplateCheck | None,
-) -> Generator[str, None, Manifest]:
+) -> Generator[Status, None, Manifest]:
     """Yield status lines; return the manifest to write. ``base`` is (manifest, config, short name)."""
     if base is not None:
         manifest, config, base_name = base
@@ -107,6 +132,8 @@ def build_layers(
         raise InvalidRequest("neither 'from' or 'files' was specified")
 
     created: set[str] = set()
+    if req.quantize is not None:
+        layers = yield from _quantized(req.quantize, blobs, layers, config, created)
 
     def replace(media_types: tuple[str, ...], new: list[Layer]) -> None:
         nonlocal layers
@@ -162,6 +189,8 @@ def build_layers(
     for layer in layers:
         verb = "creating new" if layer.digest in created else "using existing"
         yield f"{verb} layer {layer.digest}"
+    if _lacks_template(blobs, layers):
+        yield NO_TEMPLATE
 
     config["rootfs"] = {"type": "layers", "diff_ids": [x.digest for x in layers]}
     config_data = json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()

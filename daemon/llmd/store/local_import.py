@@ -47,4 +47,4 @@ async def create_from_modelfile(
         messages=modelfile.messages or None,
     )
     async for status in store.create(request):
-        progress(status)
+        progress(status if isinstance(status, str) else status.status)

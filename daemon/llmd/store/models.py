@@ -26,6 +26,16 @@ _TOOLS = re.compile(r"\.Tools\b|\btools\b")
 _INSERT = re.compile(r"\.Suffix\b|\bsuffix\b")
 _THINKING = re.compile(r"\.Thinking\b|\bthinking\b|\breasoning_content\b|\benable_thinking\b")
 
+NO_TEMPLATE = (
+    "warning: no chat template (the GGUF has no tokenizer.chat_template and the Modelfile no "
+    "TEMPLATE): chat sends the bare message text; add a TEMPLATE to fix it"
+)
+
+
+def lacks_template(template: str | None, info: GGUFInfo) -> bool:
+    """A chat model that chat would prompt with bare text: no TEMPLATE, no GGUF chat template."""
+    return template is None and info.chat_template is None and not info.pooling
+
 
 @dataclass(frozen=True, slots=True)
 class Model:
@@ -60,9 +70,14 @@ class Model:
                 caps.append("insert")
             if _THINKING.search(template):
                 caps.append("thinking")
-        if self.projectors:
-            caps.append("vision")
+        # A projector layer alone does not make llmd see: the runner does not feed images to
+        # the model, so "vision" is never advertised and chat.check_capabilities refuses images.
         return tuple(caps)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What /api/show flags about a model that works, but not as its author meant."""
+        return (NO_TEMPLATE,) if lacks_template(self.template, self.info) else ()
 
     def details(self) -> dict[str, object]:
         """Ollama's ``details`` object, from the config blob."""
@@ -90,6 +105,7 @@ class CreateRequest:
     license: tuple[str, ...] | None = None
     parameters: dict[str, object] | None = None
     messages: tuple[Message, ...] | None = None
+    quantize: str | None = None  # "Q4_K_M", "Q4_K_S" or "Q8_0" (store/quantize.py)
 
 
 class BrokenManifest(Exception):

@@ -20,7 +20,7 @@ from pathlib import Path
 from llmd.errors import InvalidModelFile, ModelNotFound
 from llmd.store import manifest as mf
 from llmd.store.blobs import CHUNK, Blobs, clean_temp_files
-from llmd.store.create import TemplateCheck, build_layers
+from llmd.store.create import Status, TemplateCheck, build_layers
 from llmd.store.digest import parse_digest
 from llmd.store.gguf import GGUFInfo, read_gguf_info
 from llmd.store.manifest import (
@@ -159,19 +159,23 @@ class Store:
 
     # --- changing --------------------------------------------------------------------------------
 
-    async def create(self, req: CreateRequest) -> AsyncIterator[str]:
+    async def create(self, req: CreateRequest) -> AsyncIterator[Status]:
         """Build a model as /api/create does, yielding Ollama's status lines; raises LlmdError."""
         async with self._lock:
             base = None
             if req.from_ is not None:
                 base = await asyncio.to_thread(self._base, req.from_)
             steps = build_layers(req, self._blobs, base, self._template_check)
-            while True:
-                status = await asyncio.to_thread(_step, steps)
-                if isinstance(status, Manifest):
-                    manifest = status
-                    break
-                yield status
+            try:
+                while True:
+                    status = await asyncio.to_thread(_step, steps)
+                    if isinstance(status, Manifest):
+                        manifest = status
+                        break
+                    yield status
+            finally:
+                # an abandoned create stops its quantizer child and removes its temp file
+                await asyncio.to_thread(steps.close)
             yield "writing manifest"
             await asyncio.to_thread(self._replace_manifest, req.name, manifest)
         yield "success"
@@ -279,7 +283,7 @@ class Store:
                 pass
 
 
-def _step(steps: Generator[str, None, Manifest]) -> str | Manifest:
+def _step(steps: Generator[Status, None, Manifest]) -> Status | Manifest:
     """One step of a generator, its return value included (StopIteration cannot cross a thread)."""
     try:
         return next(steps)

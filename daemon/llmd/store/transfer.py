@@ -35,6 +35,7 @@ from llmd.store.blobs import CHUNK, fsync_dir, temp_path
 from llmd.store.digest import parse_digest
 from llmd.store.manifest import Manifest, iter_manifests, write_manifest
 from llmd.store.names import ModelName
+from llmd.store.progress import Progress
 from llmd.store.registry import (
     DOCKER_MANIFEST,
     Credentials,
@@ -54,25 +55,6 @@ MAX_CONNECTIONS = 8  # ranges in flight across every download of this daemon
 FLUSH = 2 * CHUNK  # bytes a part buffers before writing (and recording) them
 RETRIES = 6  # attempts per part after a broken connection, as Ollama's maxRetries
 PROGRESS_EVERY = 0.25  # seconds between progress lines while bytes move
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """One ProgressResponse line: ``{"status", "digest"?, "total"?, "completed"?}``."""
-
-    status: str
-    digest: str | None = None
-    total: int | None = None
-    completed: int | None = None
-
-    def to_json(self) -> dict[str, object]:
-        # Go's omitempty drops zero values; clients treat a missing "completed" as 0
-        out: dict[str, object] = {"status": self.status}
-        for key in ("digest", "total", "completed"):
-            value = getattr(self, key)
-            if value:
-                out[key] = value
-        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,12 @@ from typing import Any, TextIO
 
 SYSLOG_IDENTIFIER = "llmd"
 
+# syslog's NOTICE (priority 5), between INFO and WARNING, which Python's logging lacks: normal
+# but significant, such as a refused API key. ``log.log(NOTICE, ...)``.
+NOTICE = 25
+_SYSLOG_NOTICE = 5
+logging.addLevelName(NOTICE, "NOTICE")
+
 # Attributes every LogRecord has; everything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName",
@@ -120,9 +126,12 @@ class JournalHandler(logging.Handler):
             fields = {**self.fields, **record_fields(record)}
             if record.exc_info:
                 fields["EXCEPTION_TEXT"] = logging.Formatter().formatException(record.exc_info)
+            priority = (
+                _SYSLOG_NOTICE if record.levelno == NOTICE else Upstream.map_priority(record.levelno)
+            )
             self.send(
                 message,
-                PRIORITY=str(Upstream.map_priority(record.levelno)),
+                PRIORITY=str(priority),
                 LOGGER=record.name,
                 THREAD_NAME=record.threadName,
                 CODE_FILE=record.pathname,

@@ -17,6 +17,8 @@ READY = "da352f89d2884c57be27064719c8d52b"
 STOPPING = "d22ec324f52d479199cee614d683bcdb"
 REQUEST = "d791442ff76845ddbb0ce1b36d693480"
 CONFIG_RELOAD_FAILED = "709dc25000da4234a685c259be182fd7"
+# an API key missing, wrong, expired or without the scope a route needs
+REQUEST_REFUSED = "a73badea29bd46f28c03a5c65e10eb99"
 
 ALL: dict[str, str] = {
     name: value for name, value in globals().items() if name.isupper() and isinstance(value, str)

@@ -26,9 +26,10 @@ LIVE_KEYS = frozenset({
     "keep_alive", "max_loaded_models", "max_queue", "origins", "debug", "max_memory",
     "memory_fraction", "context_length", "num_parallel", "num_threads", "idle_exit",
     "drain_timeout", "load_timeout", "noprune", "prompt_cache", "kv_cache_type", "flash_attention",
+    "auth", "allow_unauthenticated_network", "public_metrics",
 })
 # Bound into objects built at start (the listener, the store): they need a restart.
-RESTART_KEYS = frozenset({"host", "models"})
+RESTART_KEYS = frozenset({"host", "models", "keys_file"})
 _IGNORED = frozenset({"source"})
 
 

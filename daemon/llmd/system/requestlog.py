@@ -9,6 +9,7 @@ the end of the stream, are still there when the record is written. Fields:
     CLIENT       the peer address, ``::ffff:`` removed
     DURATION_MS  to the last byte
     MODEL, PROMPT_TOKENS, EVAL_TOKENS   when the route set them (see ``annotate``)
+    KEY_NAME     the name of the API key that authenticated the request (never the key)
     PROMPT, OUTPUT   only with OLLAMA_DEBUG set, never otherwise
 
 Routes report what only they know through ``request.state``::
@@ -39,8 +40,12 @@ PROMPT_TOKENS = "log_prompt_tokens"
 EVAL_TOKENS = "log_eval_tokens"
 PROMPT = "log_prompt"
 OUTPUT = "log_output"
+KEY_NAME = "log_key_name"  # set by llmd.api.auth
 
-_FIELDS = ((MODEL, "MODEL"), (PROMPT_TOKENS, "PROMPT_TOKENS"), (EVAL_TOKENS, "EVAL_TOKENS"))
+_FIELDS = (
+    (MODEL, "MODEL"), (PROMPT_TOKENS, "PROMPT_TOKENS"), (EVAL_TOKENS, "EVAL_TOKENS"),
+    (KEY_NAME, "KEY_NAME"),
+)
 _TEXT_FIELDS = ((PROMPT, "PROMPT"), (OUTPUT, "OUTPUT"))
 
 

@@ -1,0 +1,43 @@
+"""POST /v1/responses, the OpenAI Responses API: what ``client.responses`` and Codex-style agents call.
+
+The body becomes a native chat request (responses_convert) that runs down the same path as
+/api/chat and /v1/chat/completions; the answer is one ``response`` object or, with ``stream``,
+the Responses event sequence over SSE. Errors before the stream starts are OpenAI-shaped
+(api/errors.py); an error after it ends the stream with ``response.failed``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from llmd import chat as runs
+from llmd.api import responses_convert as rc
+from llmd.api.errors import OllamaJSONResponse, read_json
+from llmd.api.inference import services
+from llmd.api.streaming import collect, sse_event, sse_response
+from llmd.generation import Output
+
+
+async def create_response(request: Request) -> Response:
+    req = rc.responses_request(await read_json(request))
+    items = runs.chat(services(request), req.chat)
+    if not req.stream:
+        chunks, final = await collect(items)
+        return OllamaJSONResponse(rc.response_object(req, chunks, final))
+    stream = rc.ResponseStream(req)
+
+    def render(item: Output) -> list[bytes]:
+        return [sse_event(name, data) for name, data in stream.events(item)]
+
+    def error(status: int, message: str) -> bytes:
+        code = "server_error" if status >= 500 else "invalid_request"
+        return b"".join(sse_event(name, data) for name, data in stream.failed(code, message))
+
+    return await sse_response(items, render, error)
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+]
