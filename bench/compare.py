@@ -9,6 +9,11 @@ threads, parallel slots and per-slot context, and are driven by the same streami
 on llama-server and then at once on llmd, so a shared machine's load shifts both alike. Then both
 are stopped for the cold starts, and ``llama-batched-bench`` gives the no-server ceiling.
 
+The conversation rows run their own servers, with 1 slot and with 4: four users take turns, one
+request at a time, each resending their whole history (a system prompt of their own, some 800
+tokens, and every earlier turn), 16 tokens per answer; llama-server runs with its default flags
+(host-RAM prompt cache and similarity slot choice on).
+
 Prints one markdown table (llmd, llama-server, llmd/llama-server, target) and writes it, with every
 raw sample as JSON, under ``.cache/bench/``. ``--against 'metrics: false'`` measures llmd against
 itself with those llmd.yaml lines instead of against llama-server: the cost of a feature.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -40,6 +46,11 @@ import servers
 ROOT = servers.ROOT
 DEFAULT_GGUF = ROOT / ".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 LEVELS = (1, 4, 8, 16)
+PHASES = {"warm", "cold", "ceiling", "conversations"}
+CONVERSATION_SLOTS = (1, 4)
+CONVERSATION_USERS = 4
+CONVERSATION_TURNS = 4
+CONVERSATION_TOKENS = 16
 
 
 def physical_cores() -> int:
@@ -215,7 +226,7 @@ def main() -> int:
         "--skip",
         type=lambda v: set(v.split(",")),
         default=set(),
-        help="leave out phases, comma-separated: cold, ceiling",
+        help="leave out phases, comma-separated: warm, cold, ceiling, conversations",
     )
     parser.add_argument(
         "--llmd-python",
@@ -231,10 +242,8 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench")
     args = parser.parse_args()
-    if not args.skip <= {"cold", "ceiling"}:
-        parser.error(
-            f"--skip: unknown phase(s) {', '.join(sorted(args.skip - {'cold', 'ceiling'}))}"
-        )
+    if not args.skip <= PHASES:
+        parser.error(f"--skip: unknown phase(s) {', '.join(sorted(args.skip - PHASES))}")
     tokens = args.tokens or (64 if args.quick else 128)
     repeat = args.repeat or (1 if args.quick else 2)
     samples = args.samples or (8 if args.quick else 20)
@@ -294,7 +303,12 @@ def main() -> int:
     print(header(raw) + table)
     save(args.out, header(raw) + table, raw)
     for key, name in (("llmd", "llmd"), ("ref", ref_name)):
-        short = [t for n in levels for t in results[key][f"clients_{n}"]["tokens"] if t < tokens]
+        short = [
+            t
+            for n in levels
+            for t in results[key].get(f"clients_{n}", {}).get("tokens", [])
+            if t < tokens
+        ]
         if short:
             # Rates stay per generated token, but shorter generations spend a larger share of
             # their time in prefill, so the two sides are less comparable.
@@ -348,6 +362,8 @@ def measure(
         return {key: measure(server) for key, server in order}
 
     try:
+        if "warm" in skip:
+            raise _Skipped
         ref.start()
         llmd.start()
         time.sleep(1.0)  # let import-time allocations settle before reading RSS
@@ -375,9 +391,17 @@ def measure(
         for key, streams in out.items():
             results[key]["one_token"] = [s.done - s.sent for s in streams]
         results["llmd"]["rss_after_kib"] = servers.rss_kib(llmd.pid)
+    except _Skipped:
+        pass
     finally:
         ref.stop()
         llmd.stop()
+
+    if "conversations" not in skip:
+        for n, slots in enumerate(CONVERSATION_SLOTS):
+            out = conversation_run(settings, binaries, workdir, llmd_python, slots, flip=n % 2 == 1)
+            for key, value in out.items():
+                results[key][f"conversations_{slots}"] = value
 
     results["ref"]["cold"], results["llmd"]["cold"] = [], []
     for _ in range(0 if "cold" in skip else repeat):
@@ -396,6 +420,44 @@ def measure(
         binaries / "llama-batched-bench", settings.gguf, settings.threads, tokens, levels
     )
     return results, s_tg
+
+
+class _Skipped(Exception):
+    pass
+
+
+def conversation_run(
+    settings: servers.Settings, binaries: Path, workdir: Path, python: Path, slots: int, flip: bool
+) -> dict[str, dict[str, Any]]:
+    """The multi-user conversations on both servers with ``slots`` slots, one after the other."""
+    s = dataclasses.replace(settings, parallel=slots)
+    ref = servers.LlamaServer(binaries / "llama-server", s, workdir, defaults=True)
+    llmd = servers.Llmd(s, workdir, python)
+    order = [("ref", ref), ("llmd", llmd)]
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        ref.start()
+        llmd.start()
+        for key, server in order[::-1] if flip else order:
+            print(f"bench: conversations, {slots} slot(s), {server.name}", file=sys.stderr, flush=True)
+            run(server, 1, 1, 8, first=900)  # page the weights in
+            turns, wall = asyncio.run(
+                loadgen.conversations(
+                    server.url, server.model, CONVERSATION_USERS, CONVERSATION_TURNS,
+                    CONVERSATION_TOKENS,
+                )
+            )
+            out[key] = {
+                "wall": wall,
+                "ttft_first": [t.stream.ttft for t in turns if t.turn == 0],
+                "ttft_later": [t.stream.ttft for t in turns if t.turn > 0],
+                "cached": [t.cached for t in turns],
+                "tokens": [t.stream.tokens for t in turns],
+            }
+    finally:
+        ref.stop()
+        llmd.stop()
+    return out
 
 
 def cold_reference(binaries: Path, settings: servers.Settings, workdir: Path) -> float:
@@ -442,6 +504,54 @@ def rows(
     def ms(values: list[float], q: int) -> float:
         return 1000 * loadgen.percentile(values, q)
 
+    out = []
+    if "ttft" in L and "ttft" in R:
+        out += warm_rows(L, R, levels, tokens, s_tg, both, ms)
+    for slots in CONVERSATION_SLOTS:
+        key = f"conversations_{slots}"
+        if key not in L or key not in R:
+            continue
+        name = f"conversations, {slots} slot{'s' if slots > 1 else ''}"
+        out += [
+            Row(f"{name}: TTFT turn 1 p50", *both(lambda d, k=key: ms(d[k]["ttft_first"], 50)), "ms"),
+            Row(
+                f"{name}: TTFT turns 2–{CONVERSATION_TURNS} p50",
+                *both(lambda d, k=key: ms(d[k]["ttft_later"], 50)),
+                "ms",
+                target="≤0.8×",
+                check=ratio_at_most(0.8),
+            ),
+            Row(
+                f"{name}: wall time",
+                *both(lambda d, k=key: d[k]["wall"]),
+                "s",
+                target="≤1.0×",
+                check=ratio_at_most(1.0),
+            ),
+        ]
+    if "cold" in L and L["cold"]:
+        out.append(
+            Row(
+                "cold start to first token",
+                *both(lambda d: median(d["cold"])),
+                "s",
+                fmt="{:.2f}",
+                target="llmd < 1.5 s",
+                check=value_below(1.5),
+            )
+        )
+    return out
+
+
+def warm_rows(
+    L: dict[str, Any],
+    R: dict[str, Any],
+    levels: list[int],
+    tokens: int,
+    s_tg: dict[int, float],
+    both: Callable[..., tuple[float | None, float | None]],
+    ms: Callable[[list[float], int], float],
+) -> list[Row]:
     out = []
     if 1 in levels:
         out.append(
@@ -493,14 +603,6 @@ def rows(
         )
     out += [
         Row("1-token request p50", *both(lambda d: ms(d["one_token"], 50)), "ms"),
-        Row(
-            "cold start to first token",
-            *both(lambda d: median(d["cold"])),
-            "s",
-            fmt="{:.2f}",
-            target="llmd < 1.5 s",
-            check=value_below(1.5),
-        ),
         Row(
             "llmd main RSS, idle",
             L["rss_idle_kib"] / 1024,

@@ -190,3 +190,92 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+# --- conversations: several users, each resending a growing history -----------------------
+
+_FACTS = (
+    "keeps the build green before lunch",
+    "prefers small commits with honest messages",
+    "reviews every change to the storage layer twice",
+    "writes tests that read like specifications",
+    "measures before optimising anything",
+    "documents each configuration key in the README",
+    "answers support questions within a day",
+    "runs the benchmarks on a quiet machine",
+)
+
+
+def persona(user: int, sentences: int = 48) -> str:
+    """A system prompt of the user's own, some 800 tokens: nothing in it is shared with another
+    user's but the chat template around it."""
+    name = f"Engineer{user}"
+    lines = [f"You are the assistant of {name}, who works on project {user * 7919 % 1000}."]
+    for i in range(sentences):
+        fact = _FACTS[(i * (user + 3)) % len(_FACTS)]
+        lines.append(f"Note {i + 1} for {name}: on day {(i * 13 + user) % 28 + 1} {name} {fact}.")
+    return " ".join(lines)
+
+
+@dataclass
+class Turn:
+    user: int
+    turn: int
+    stream: Stream
+    cached: int | None  # usage.prompt_tokens_details.cached_tokens, when the server says
+
+
+async def conversations(
+    base_url: str, model: str, users: int, turns: int, max_tokens: int
+) -> tuple[list[Turn], float]:
+    """``users`` conversations, one request at a time, round robin: each request resends the
+    user's whole history (their system prompt, every earlier question and answer), as chat
+    clients do. Returns every turn and the wall time."""
+    histories = [[{"role": "system", "content": persona(u)}] for u in range(users)]
+    out: list[Turn] = []
+    timeout = httpx.Timeout(600.0, connect=30.0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+        start = time.perf_counter()
+        for turn in range(turns):
+            for user in range(users):
+                history = histories[user]
+                history.append({"role": "user", "content": f"Question {turn + 1}: what does "
+                                f"Engineer{user} do on day {turn * 5 + 1}? Answer briefly."})
+                body = {
+                    "model": model, "messages": history, "max_tokens": max_tokens,
+                    "temperature": 0, "seed": 42, "stream": True,
+                    "stream_options": {"include_usage": True},
+                }
+                stream, cached = await _stream_body(client, body)
+                history.append({"role": "assistant", "content": stream.text})
+                out.append(Turn(user, turn, stream, cached))
+        wall = time.perf_counter() - start
+    return out, wall
+
+
+async def _stream_body(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[Stream, int | None]:
+    result = Stream(sent=time.perf_counter())
+    cached: int | None = None
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            detail = (await response.aread()).decode(errors="replace")[:200]
+            raise RuntimeError(f"HTTP {response.status_code}: {detail}")
+        async for line in response.aiter_lines():
+            event = parse_sse_line(line)
+            if event is None:
+                continue
+            if event == DONE:
+                break
+            assert isinstance(event, dict)
+            text = chunk_text(event)
+            if text:
+                result.chunk_times.append(time.perf_counter())
+                result.text += text
+            usage = event.get("usage")
+            if usage:
+                result.tokens = int(usage.get("completion_tokens") or 0)
+                details = usage.get("prompt_tokens_details") or {}
+                if "cached_tokens" in details:
+                    cached = int(details["cached_tokens"])
+    result.done = time.perf_counter()
+    return result, cached

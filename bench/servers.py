@@ -92,9 +92,14 @@ def _spawn(
 class LlamaServer:
     name = "llama-server"
 
-    def __init__(self, binary: Path, settings: Settings, workdir: Path) -> None:
+    def __init__(
+        self, binary: Path, settings: Settings, workdir: Path, defaults: bool = False
+    ) -> None:
         self.binary = binary
         self.settings = settings
+        # defaults: only the model, address, threads, slots and context, as most people run it
+        # (its host-RAM prompt cache and similarity slot choice on), for the conversation rows
+        self.defaults = defaults
         self.log = workdir / "llama-server.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -103,6 +108,12 @@ class LlamaServer:
 
     def argv(self) -> list[str]:
         s = self.settings
+        if self.defaults:
+            return [
+                str(self.binary), "-m", str(s.gguf), "--host", "127.0.0.1", "--port",
+                str(self.port), "-t", str(s.threads), "-tb", str(s.threads), "-np",
+                str(s.parallel), "-c", str(s.ctx * s.parallel), "--no-webui",
+            ]
         return [
             str(self.binary),
             "-m",

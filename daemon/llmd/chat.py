@@ -122,6 +122,7 @@ def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> F
         total_duration=time.monotonic_ns() - started,
         load_duration=load_ns,
         prompt_eval_count=done.prompt_eval_count,
+        prompt_cached=done.prompt_cached,
         prompt_eval_duration=done.prompt_eval_duration,
         eval_count=done.eval_count,
         eval_duration=done.eval_duration,
@@ -133,7 +134,7 @@ def _final(done: Completed, started: int, load_ns: int, with_context: bool) -> F
 def _completion(prompt: str, built: BuiltOptions, params: Sampling, **extra: Any) -> CompletionRequest:
     return CompletionRequest(
         prompt=prompt, sampling=built.sampling, logprobs=params.logprobs or params.top_logprobs > 0,
-        top_logprobs=params.top_logprobs, truncate=params.truncate, **extra,
+        top_logprobs=params.top_logprobs, truncate=params.truncate, shift=params.shift, **extra,
     )
 
 
@@ -180,7 +181,8 @@ async def chat(services: Services, req: ChatRequest) -> AsyncIterator[Output]:
         yield await _load_or_unload(services, model, built, req.params.keep_alive)
         return
     async with services.scheduler.acquire(model, built.load, req.params.keep_alive) as lease:
-        text = await prompts.chat_prompt(model, req, lease.tokenize, lease.context_length)
+        text = await prompts.chat_prompt(
+            model, req, lease.tokenize, lease.context_length, built.sampling.num_predict)
         splitter = _Splitter(_thinking(model, req.params, text), prompts.tool_parser(model, req.tools))
         completion = _completion(text, built, req.params)
         async for item in _outputs(lease, completion, splitter):

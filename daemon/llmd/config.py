@@ -174,7 +174,7 @@ class Config:
     declared_models: tuple[DeclaredModel, ...] = ()
     keep_alive: float = 300.0
     max_loaded_models: int = 3
-    num_parallel: int = 1
+    num_parallel: int = 0  # 0: chosen from the memory budget, up to 4
     max_queue: int = 512
     origins: tuple[str, ...] = ()
     context_length: int = 4096
@@ -186,6 +186,9 @@ class Config:
     drain_timeout: float = 30.0
     load_timeout: float = 300.0
     noprune: bool = False
+    prompt_cache: int | None = None  # bytes per runner; None: a share of the memory budget
+    kv_cache_type: str = "f16"
+    flash_attention: bool | None = None  # None: llama.cpp decides (on where the CPU supports it)
     # Who must present an API key over HTTP: every peer but loopback ones, everyone, or no one.
     auth: str = "loopback"
     allow_unauthenticated_network: bool = False  # the only way to serve a network with auth: none
@@ -360,6 +363,22 @@ def _host(value: Any) -> HostAddress:
     return parse_host(str(value))
 
 
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def _kv_cache_type(value: Any) -> str:
+    text = str(value).strip().lower() or "f16"
+    if text not in KV_CACHE_TYPES:
+        raise ValueError(f"must be one of {', '.join(KV_CACHE_TYPES)}, got {value!r}")
+    return text
+
+
+def _flash_attention(value: Any) -> bool | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    return _bool(value)
+
+
 def _context_length(value: Any) -> int:
     number = _int(0)(value)
     return number or 4096  # Ollama: 0 means automatic, which is 4096 without a large GPU
@@ -371,7 +390,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "models_dir": _path,  # the store's directory when models: is the list
     "keep_alive": _duration(allow_forever=True),
     "max_loaded_models": _int(0),
-    "num_parallel": _int(1),
+    "num_parallel": _int(0),
     "max_queue": _int(1),
     "origins": _origins,
     "context_length": _context_length,
@@ -383,6 +402,9 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "drain_timeout": _duration(allow_forever=False),
     "load_timeout": _duration(allow_forever=False),
     "noprune": _bool,
+    "prompt_cache": _size,
+    "kv_cache_type": _kv_cache_type,
+    "flash_attention": _flash_attention,
     "auth": _auth,
     "allow_unauthenticated_network": _strict_bool,
     "keys_file": _path,
@@ -410,6 +432,9 @@ ENVIRONMENT: dict[str, str] = {
     "OLLAMA_DEBUG": "debug",
     "OLLAMA_NOPRUNE": "noprune",
     "OLLAMA_LOAD_TIMEOUT": "load_timeout",
+    "OLLAMA_PROMPT_CACHE": "prompt_cache",
+    "OLLAMA_KV_CACHE_TYPE": "kv_cache_type",
+    "OLLAMA_FLASH_ATTENTION": "flash_attention",
 }
 
 
@@ -451,6 +476,7 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    set_by: dict[str, str] = {}  # key -> the file or variable that gave its value
     sources: list[str] = ["defaults"]
 
     if path is None and DEFAULT_CONFIG_PATH.exists():
@@ -461,6 +487,7 @@ def load_config(
                 known = ", ".join(sorted(_KEYS))
                 raise ConfigError(str(path), str(key), f"unknown key (known keys: {known})")
             converted = _convert(str(path), key, value)
+            set_by[key] = str(path)
             if key == "models" and isinstance(converted, tuple):
                 values["declared_models"] = converted
             elif key == "models_dir" or key == "models":
@@ -480,6 +507,7 @@ def load_config(
         if raw == "" and key not in ("origins", "host"):
             continue
         values[key] = _convert(var, key, raw)
+        set_by[key] = var
         sources.append(var)
 
     if "models" not in values:
@@ -493,4 +521,27 @@ def load_config(
         where = "OLLAMA_KEEP_ALIVE" if "OLLAMA_KEEP_ALIVE" in sources else sources[-1]
         raise ConfigError(where, "keep_alive",
                           f"must be at most max_keep_alive ({format_duration(config.max_keep_alive)})")
+    _check_together(config, set_by)
     return config
+
+
+def _check_together(config: Config, set_by: Mapping[str, str]) -> None:
+    """Rules between keys, named after the source that set the offending one."""
+    cache = config.prompt_cache
+    if cache:
+        budget = config.max_memory or int(_physical_memory() * config.memory_fraction)
+        if cache > budget:
+            raise ConfigError(
+                set_by.get("prompt_cache", "defaults"), "prompt_cache",
+                f"{cache} bytes is more than the memory budget ({budget} bytes)",
+            )
+    if config.flash_attention is False and config.kv_cache_type != "f16":
+        # llama.cpp cannot read a quantized V cache without flash attention
+        raise ConfigError(
+            set_by.get("kv_cache_type", "defaults"), "kv_cache_type",
+            f"{config.kv_cache_type} needs flash attention, which flash_attention turns off",
+        )
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -121,11 +121,12 @@ class Final:
     done_reason: DoneReason
     total_duration: int = 0
     load_duration: int = 0
-    prompt_eval_count: int = 0
+    prompt_eval_count: int = 0  # evaluated; tokens served from a cache are in prompt_cached
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
     context: tuple[int, ...] | None = None  # generate only, and never in raw mode
+    prompt_cached: int = 0
     stop_sequence: str = ""  # the stop string that ended the generation, if one did
 
 

@@ -1,13 +1,16 @@
 """How much memory a runner will take, and how much all runners together may take.
 
 The estimate comes from GGUF metadata before anything is loaded: the weights (the file is mapped
-whole), the f16 KV cache for ``num_ctx × num_parallel`` cells, and llama.cpp's compute buffers.
-The budget is ``max_memory`` when set, else a fraction of what the machine (or the cgroup the
-service runs in, when systemd sets ``MemoryMax=``) has available.
+whole), the KV cache for ``num_ctx × num_parallel`` cells in its type (f16, q8_0 or q4_0),
+llama.cpp's compute buffers, and the runner's prompt cache. The budget is ``max_memory`` when set,
+else a fraction of what the machine (or the cgroup the service runs in, when systemd sets
+``MemoryMax=``) has available. ``resolve`` fills in what the configuration left to llmd: the
+number of slots and the size of the prompt cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +19,18 @@ from pathlib import Path
 from llmd.config import Config
 from llmd.runner.request import LoadOptions
 
-_F16 = 2
 _F32 = 4
+_F16 = 2
+# Bytes per KV element: ggml's f16, and its q8_0 / q4_0 blocks of 32 values (34 and 18 bytes).
+KV_BYTES = {"f16": float(_F16), "q8_0": 34 / 32, "q4_0": 18 / 32}
+# Slots llmd gives a model when OLLAMA_NUM_PARALLEL is not set, the most first: several, so that a
+# long request (a front end's background title request with no token limit) never blocks another
+# user, as long as their KV cache fits.
+AUTO_PARALLEL = (4, 2, 1)
+# The prompt cache when prompt_cache is not set: this share of the budget, at most llama-server's
+# own default (--cache-ram 8192 MiB), and never more than the budget leaves beside the model.
+AUTO_CACHE_SHARE = 0.1
+AUTO_CACHE_MAX = 8 * 1024**3
 # llama.cpp's fixed costs beyond weights and KV: the process, ggml's graph and small buffers.
 _OVERHEAD = 64 * 1024 * 1024
 
@@ -81,12 +94,42 @@ def estimate(file_size: int, metadata: Mapping[str, object], load: LoadOptions) 
     n_parallel = max(1, load.num_parallel)
     n_ctx = load.num_ctx * n_parallel
     n_ubatch = min(max(load.num_batch, n_parallel), 512)
-    # K and V, f16, every layer, every cell: the KV cache llama.cpp allocates up front.
-    kv = shape.n_layer * n_ctx * shape.kv_width * _F16
-    # Compute buffer: the logits of a ubatch, the attention scores of one layer for a ubatch
-    # against a sequence's context, and a few activations of width n_embd.
-    compute = _F32 * n_ubatch * (shape.n_vocab + shape.n_head * load.num_ctx + 8 * shape.n_embd)
-    return file_size + kv + compute + _OVERHEAD
+    # K and V, every layer, every cell: the KV cache llama.cpp allocates up front.
+    kv = int(shape.n_layer * n_ctx * shape.kv_width * KV_BYTES.get(load.kv_cache_type, _F16))
+    # Compute buffer: the logits of a ubatch, a few activations of width n_embd, and without flash
+    # attention the attention scores of one layer for a ubatch against a sequence's context.
+    scores = 0 if _flash(load) else shape.n_head * load.num_ctx
+    compute = _F32 * n_ubatch * (shape.n_vocab + scores + 8 * shape.n_embd)
+    return file_size + kv + compute + _OVERHEAD + load.prompt_cache
+
+
+def _flash(load: LoadOptions) -> bool:
+    # A quantized V cache makes llama.cpp turn flash attention on; "auto" may leave it off.
+    return load.flash_attention is True or load.kv_cache_type != "f16"
+
+
+def resolve(
+    file_size: int, metadata: Mapping[str, object], load: LoadOptions, config: Config, budget: int
+) -> LoadOptions:
+    """``load`` with the configuration's KV settings, and the slots (``num_parallel`` 0) and the
+    prompt cache that llmd chooses itself when they are not configured."""
+    load = dataclasses.replace(
+        load, kv_cache_type=config.kv_cache_type, flash_attention=config.flash_attention,
+        prompt_cache=0,
+    )
+    if load.embedding:
+        return dataclasses.replace(load, num_parallel=1)
+    if load.num_parallel < 1:
+        fits = [
+            n for n in AUTO_PARALLEL
+            if estimate(file_size, metadata, dataclasses.replace(load, num_parallel=n)) <= budget
+        ]
+        load = dataclasses.replace(load, num_parallel=fits[0] if fits else 1)
+    cache = config.prompt_cache
+    if cache is None:
+        room = budget - estimate(file_size, metadata, load)
+        cache = max(0, min(int(budget * AUTO_CACHE_SHARE), AUTO_CACHE_MAX, room))
+    return dataclasses.replace(load, prompt_cache=cache)
 
 
 def estimate_model(
@@ -94,6 +137,13 @@ def estimate_model(
 ) -> int:
     files = model_path.stat().st_size + sum(Path(p).stat().st_size for p in load.adapters)
     return estimate(files, metadata, load)
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the load itself will report the missing file
 
 
 # --- the budget ----------------------------------------------------------------------------------

@@ -329,10 +329,15 @@ def embed_request_from_openai(body: Mapping[str, Any]) -> tuple[EmbedRequest, st
 # --- responses ---------------------------------------------------------------------------------
 
 
-def _usage(final: Final | None) -> dict[str, int]:
-    prompt = final.prompt_eval_count if final else 0
+def _usage(final: Final | None) -> dict[str, Any]:
+    # OpenAI counts the whole prompt in prompt_tokens, the part served from a cache included.
+    cached = final.prompt_cached if final else 0
+    prompt = (final.prompt_eval_count if final else 0) + cached
     completion = final.eval_count if final else 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
 
 
 def tool_call_to_openai(call: ToolCall, index: int) -> dict[str, Any]:

@@ -4,7 +4,8 @@
   given, then the prompt as a user message; with ``suffix`` the template gets Prompt and Suffix.
 - chat: the Modelfile MESSAGEs first, the Modelfile SYSTEM first of all when the request does not
   open with a system message; then, with ``truncate``, the oldest messages that are not system
-  messages are dropped until the prompt fits ``num_ctx`` (the last message is always kept).
+  messages are dropped until the prompt leaves room for the answer in ``num_ctx``: ``num_predict``
+  tokens when set, else a quarter of the context (the last message is always kept).
 """
 
 from __future__ import annotations
@@ -43,20 +44,24 @@ def chat_messages(model: Model, req: ChatRequest) -> list[Message]:
     return messages
 
 
-async def chat_prompt(model: Model, req: ChatRequest, tokenize: Tokenize, num_ctx: int) -> str:
+async def chat_prompt(
+    model: Model, req: ChatRequest, tokenize: Tokenize, num_ctx: int, num_predict: int = -1
+) -> str:
     messages = chat_messages(model, req)
+    # Ollama fills the context with history and leaves the answer a few tokens; keep its room.
+    limit = max(1, num_ctx - (num_predict if num_predict > 0 else num_ctx // 4))
 
     def render(start: int) -> str:
         kept = [m for m in messages[:start] if m.role == "system"] + messages[start:]
         return _render(model, model.template, kept, req.tools, req.params.think)
 
     whole = render(0)
-    if not req.params.truncate or _surely_fits(whole, num_ctx) or len(await tokenize(whole)) <= num_ctx:
+    if not req.params.truncate or _surely_fits(whole, limit) or len(await tokenize(whole)) <= limit:
         return whole
     # Walk back from the last message while the prompt still fits, as chatPrompt does.
     start = len(messages) - 1
     for i in range(len(messages) - 2, -1, -1):
-        if len(await tokenize(render(i))) > num_ctx:
+        if len(await tokenize(render(i))) > limit:
             break
         start = i
     return render(start)

@@ -536,9 +536,11 @@ class Scheduler:
             num_ctx = min(num_ctx, trained)
         adapters = tuple(str(p) for p in getattr(model, "adapters", ()))
         embedding = f"{arch}.pooling_type" in metadata  # as GGUFInfo.pooling
-        if (num_ctx, adapters, embedding) == (load.num_ctx, load.adapters, load.embedding):
-            return load
-        return dataclasses.replace(load, num_ctx=num_ctx, adapters=adapters, embedding=embedding)
+        if (num_ctx, adapters, embedding) != (load.num_ctx, load.adapters, load.embedding):
+            load = dataclasses.replace(load, num_ctx=num_ctx, adapters=adapters, embedding=embedding)
+        # The KV settings, the default slots and the prompt cache: all sized from the budget.
+        size = memory.file_size(model.model_path) + sum(memory.file_size(Path(p)) for p in adapters)
+        return memory.resolve(size, metadata, load, self._config, self._budget)
 
     def _release(self, runner: _Runner) -> None:
         runner.refcount -= 1

@@ -155,6 +155,12 @@ def test_the_whole_message_holds_every_block_and_the_usage() -> None:
     assert message_object("m", [Chunk(content="a")], Final("length"))["stop_reason"] == "max_tokens"
 
 
+def test_prompt_tokens_served_from_the_cache_are_cache_reads_not_input_tokens() -> None:
+    final = Final("stop", prompt_eval_count=4, prompt_cached=96, eval_count=2)
+    usage = message_object("m", [Chunk(content="a")], final)["usage"]
+    assert usage == {"input_tokens": 4, "output_tokens": 2, "cache_read_input_tokens": 96}
+
+
 def test_tool_choice_any_or_tool_forces_a_call_through_the_format() -> None:
     tools = [{"name": "f", "input_schema": {"type": "object", "properties": {"a": {"type": "integer"}}}},
              {"name": "g"}]

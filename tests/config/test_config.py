@@ -22,7 +22,7 @@ def test_defaults_match_ollama(tmp_path: Path) -> None:
     config = load_config(None, environ={"HOME": str(tmp_path)})
     assert config.host.url == "http://127.0.0.1:11434"
     assert config.keep_alive == 300
-    assert config.num_parallel == 1
+    assert config.num_parallel == 0  # chosen from the memory budget; OLLAMA_NUM_PARALLEL wins
     assert config.max_queue == 512
     assert config.max_loaded_models == 3
 
@@ -133,3 +133,33 @@ def test_keep_alive_numbers_are_seconds_and_negative_is_forever() -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         Config().max_queue = 3  # type: ignore[misc]
+
+
+def test_the_prompt_cache_kv_type_and_flash_attention_come_from_ollama_variables(
+    tmp_path: Path,
+) -> None:
+    config = load_config(None, environ={"HOME": str(tmp_path)})
+    assert (config.prompt_cache, config.kv_cache_type, config.flash_attention) == (None, "f16", None)
+    config = load_config(None, environ={
+        "OLLAMA_PROMPT_CACHE": "256MiB", "OLLAMA_KV_CACHE_TYPE": "q8_0",
+        "OLLAMA_FLASH_ATTENTION": "1",
+    })
+    assert (config.prompt_cache, config.kv_cache_type, config.flash_attention) == (
+        256 * 2**20, "q8_0", True)
+    assert load_config(None, environ={"OLLAMA_PROMPT_CACHE": "0"}).prompt_cache == 0
+
+
+def test_a_prompt_cache_above_the_memory_budget_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "llmd.yaml"
+    path.write_text("max_memory: 1GiB\nprompt_cache: 2GiB\n")
+    with pytest.raises(ConfigError, match=f"^{path}: prompt_cache: .*memory budget"):
+        load_config(path, environ={})
+    with pytest.raises(ConfigError, match="^OLLAMA_PROMPT_CACHE: prompt_cache: "):
+        load_config(None, environ={"OLLAMA_PROMPT_CACHE": "1000TiB"})
+
+
+def test_a_kv_cache_type_must_be_one_llama_cpp_can_use_without_turning_flash_attention_off() -> None:
+    with pytest.raises(ConfigError, match="^OLLAMA_KV_CACHE_TYPE: kv_cache_type: must be one of"):
+        load_config(None, environ={"OLLAMA_KV_CACHE_TYPE": "q2_k"})
+    with pytest.raises(ConfigError, match="kv_cache_type: q4_0 needs flash attention"):
+        load_config(None, environ={"OLLAMA_KV_CACHE_TYPE": "q4_0", "OLLAMA_FLASH_ATTENTION": "0"})

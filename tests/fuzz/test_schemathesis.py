@@ -14,7 +14,6 @@ model reload or a long generation.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -55,10 +55,22 @@ def test_truncation_drops_the_oldest_non_system_messages_and_keeps_the_last() ->
     history = (Message("system", "rules"), Message("user", "one two three four five"),
                Message("assistant", "six seven eight nine ten"), Message("user", "last"))
     req = ChatRequest("m", history)
-    prompt = asyncio.run(chat_prompt(_Model(), req, _words, 10))  # type: ignore[arg-type]
+    prompt = asyncio.run(chat_prompt(_Model(), req, _words, 12, 2))  # type: ignore[arg-type]
     assert prompt == "[system] rules\n[assistant] six seven eight nine ten\n[user] last\n"
     untruncated = ChatRequest("m", history, params=Sampling(truncate=False))
-    assert "one two" in asyncio.run(chat_prompt(_Model(), untruncated, _words, 10))  # type: ignore[arg-type]
+    assert "one two" in asyncio.run(chat_prompt(_Model(), untruncated, _words, 12, 2))  # type: ignore[arg-type]
+
+
+def test_truncation_leaves_the_answer_num_predict_tokens_else_a_quarter_of_the_context() -> None:
+    history = (Message("user", "one two three four five six seven eight"),
+               Message("assistant", "nine ten"), Message("user", "last"))
+    req = ChatRequest("m", history)
+    whole = asyncio.run(chat_prompt(_Model(), req, _words, 16, 2))  # type: ignore[arg-type]
+    assert "one two" in whole  # 14 words leave 2 for the answer
+    assert "one two" not in asyncio.run(chat_prompt(_Model(), req, _words, 16, 4))  # type: ignore[arg-type]
+    # no num_predict: a quarter of 16 is kept free, so 12 words are too many
+    assert "one two" not in asyncio.run(chat_prompt(_Model(), req, _words, 16))  # type: ignore[arg-type]
+    assert "one two" in asyncio.run(chat_prompt(_Model(), req, _words, 19))  # type: ignore[arg-type]
 
 
 def test_thinking_is_split_from_the_answer_across_deltas() -> None:

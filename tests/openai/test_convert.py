@@ -135,6 +135,13 @@ def test_chat_response_with_tool_calls_finishes_with_tool_calls() -> None:
     assert body["usage"]["total_tokens"] == 8
 
 
+def test_prompt_tokens_served_from_the_cache_are_reported_as_cached_tokens() -> None:
+    final = Final("stop", prompt_eval_count=4, prompt_cached=96, eval_count=3)
+    usage = chat_response("m", [Chunk(content="hi")], final)["usage"]
+    assert usage["prompt_tokens"] == 100 and usage["total_tokens"] == 103
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 96}
+
+
 def test_chat_stream_has_role_first_then_a_finish_chunk_then_usage() -> None:
     stream = ChatStream("m", include_usage=True)
     chunks = [*stream.chunks(Chunk(content="Hel")), *stream.chunks(Chunk(content="lo")),

@@ -137,6 +137,13 @@ def test_an_empty_answer_is_still_one_message() -> None:
     assert message["type"] == "message" and message["content"][0]["text"] == ""
 
 
+def test_prompt_tokens_served_from_the_cache_are_counted_and_reported_as_cached() -> None:
+    final = Final("stop", prompt_eval_count=4, prompt_cached=96, eval_count=3)
+    usage = response_object(responses_request({"model": "m", "input": "x"}), [], final)["usage"]
+    assert usage["input_tokens"] == 100 and usage["total_tokens"] == 103
+    assert usage["input_tokens_details"] == {"cached_tokens": 96}
+
+
 def test_a_failure_after_the_start_is_response_failed() -> None:
     stream = ResponseStream(responses_request({"model": "m", "input": "x"}))
     stream.events(Chunk(content="a"))

@@ -98,3 +98,26 @@ def test_a_failed_decode_fails_only_its_own_request_and_keeps_the_others_cache(
         assert _text(events, 2) == expected
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("kind", ["q8_0", "q4_0"])
+def test_a_quantized_kv_cache_loads_and_generates(gguf_path: Path, kind: str) -> None:
+    # llama.cpp turns flash attention on by itself for a quantized V cache (flash_attention unset)
+    engine = Engine(
+        gguf_path, LoadOptions(num_ctx=256, num_parallel=1, kv_cache_type=kind), threads=2
+    )
+    try:
+        engine.submit(
+            1,
+            CompletionRequest(
+                chat("What is the capital of France?"),
+                SamplingOptions(temperature=0, num_predict=4),
+            ),
+        )
+        text = ""
+        while engine.busy:
+            for _, event in engine.step():
+                text += getattr(event, "text", "")
+        assert text.strip()
+    finally:
+        engine.close()

@@ -37,12 +37,13 @@ def test_a_completion_request_round_trips_through_the_wire_form() -> None:
         logprobs=True,
         top_logprobs=2,
         truncate=False,
+        shift=False,
     )
     assert protocol.request_from_wire(protocol.request_to_wire(request)) == request
 
 
 def test_final_statistics_round_trip() -> None:
-    done = Completed("length", 5, 1000, 7, 2000, (1, 2))
+    done = Completed("length", 5, 1000, 7, 2000, (1, 2), prompt_cached=3)
     message = protocol.done_message(9, done)
     assert (
         protocol.completed_from(protocol.decode(protocol.encode(message)[4:])) == done

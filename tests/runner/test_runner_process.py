@@ -117,7 +117,7 @@ async def test_num_predict_limits_the_tokens_and_reports_length(
     assert text
     assert done.prompt_eval_count > 0
     assert done.prompt_eval_duration > 0 and done.eval_duration > 0
-    assert len(done.context) == done.prompt_eval_count + done.eval_count
+    assert len(done.context) == done.prompt_eval_count + done.prompt_cached + done.eval_count
 
 
 async def test_an_end_of_generation_token_reports_stop(runner: RunnerHandle) -> None:
@@ -128,10 +128,12 @@ async def test_an_end_of_generation_token_reports_stop(runner: RunnerHandle) -> 
     assert done.eval_count < 200
 
 
-async def test_a_full_context_ends_generation_with_length(runner: RunnerHandle) -> None:
+async def test_without_shift_a_full_context_ends_generation_with_length(
+    runner: RunnerHandle,
+) -> None:
     # A plain continuation that the model keeps counting, starting near the end of the context.
     counting = ", ".join(str(n) for n in range(1, 140)) + ","
-    _, done = await complete(runner, counting, SamplingOptions(temperature=0))
+    _, done = await complete(runner, counting, SamplingOptions(temperature=0), shift=False)
     assert done.done_reason == "length"
     assert len(done.context) == 512
 

@@ -27,6 +27,52 @@ def test_the_kv_cache_grows_with_num_ctx_times_num_parallel() -> None:
     assert four - one == 3 * 2048 * per_cell
 
 
+def test_a_quantized_kv_cache_shrinks_the_estimate_by_its_bytes_per_value() -> None:
+    def kv(kind: str) -> int:
+        load = LoadOptions(num_ctx=4096, kv_cache_type=kind, flash_attention=True)
+        return memory.estimate(0, METADATA, load) - memory.estimate(
+            0, METADATA, LoadOptions(num_ctx=4, kv_cache_type=kind, flash_attention=True))
+
+    assert kv("q8_0") == pytest.approx(kv("f16") * 34 / 64, rel=0.01)
+    assert kv("q4_0") == pytest.approx(kv("f16") * 18 / 64, rel=0.01)
+
+
+def test_flash_attention_leaves_the_attention_scores_out_of_the_compute_buffer() -> None:
+    off = memory.estimate(0, METADATA, LoadOptions(num_ctx=8192, flash_attention=False))
+    on = memory.estimate(0, METADATA, LoadOptions(num_ctx=8192, flash_attention=True))
+    assert off - on == 4 * 512 * 9 * 8192
+
+
+def test_the_prompt_cache_counts_in_the_estimate() -> None:
+    base = memory.estimate(0, METADATA, LoadOptions())
+    assert memory.estimate(0, METADATA, LoadOptions(prompt_cache=10**8)) == base + 10**8
+
+
+def test_without_ollama_num_parallel_a_model_gets_four_slots_when_they_fit() -> None:
+    load = LoadOptions(num_ctx=4096, num_parallel=0)
+    roomy = memory.resolve(10**8, METADATA, load, Config(), 16 * 2**30)
+    assert roomy.num_parallel == 4
+    one = memory.estimate(10**8, METADATA, LoadOptions(num_ctx=4096, num_parallel=1))
+    tight = memory.resolve(10**8, METADATA, load, Config(), one + 1)
+    assert tight.num_parallel == 1
+    explicit = memory.resolve(10**8, METADATA, LoadOptions(num_parallel=2), Config(), 16 * 2**30)
+    assert explicit.num_parallel == 2
+
+
+def test_the_default_prompt_cache_is_a_share_of_the_budget_that_still_fits() -> None:
+    load = LoadOptions(num_ctx=2048, num_parallel=1)
+    budget = 16 * 2**30
+    resolved = memory.resolve(10**8, METADATA, load, Config(), budget)
+    assert resolved.prompt_cache == budget // 10
+    assert memory.estimate(10**8, METADATA, resolved) <= budget
+    small = memory.estimate(10**8, METADATA, load) + 1000
+    assert memory.resolve(10**8, METADATA, load, Config(), small).prompt_cache == 1000
+    off = memory.resolve(10**8, METADATA, load, Config(prompt_cache=0), budget)
+    assert off.prompt_cache == 0
+    kv = memory.resolve(10**8, METADATA, load, Config(kv_cache_type="q8_0"), budget)
+    assert kv.kv_cache_type == "q8_0"
+
+
 def test_the_weights_count_in_full() -> None:
     base = memory.estimate(0, METADATA, LoadOptions())
     assert memory.estimate(10**9, METADATA, LoadOptions()) == base + 10**9

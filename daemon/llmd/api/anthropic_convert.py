@@ -386,7 +386,10 @@ class MessageStream:
         out = self._close()
         self.stop_reason = _stop_reason(final, any(b["type"] == "tool_use" for b in self.content))
         self.stop_sequence = final.stop_sequence if self.stop_reason == "stop_sequence" else None
+        # Anthropic's input_tokens leaves out what a cache served: that is cache_read_input_tokens.
         self.usage = {"input_tokens": final.prompt_eval_count, "output_tokens": final.eval_count}
+        if final.prompt_cached:
+            self.usage["cache_read_input_tokens"] = final.prompt_cached
         return [*out,
                 ("message_delta", {"type": "message_delta",
                                    "delta": {"stop_reason": self.stop_reason,

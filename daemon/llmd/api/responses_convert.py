@@ -296,11 +296,13 @@ def responses_request(body: Mapping[str, Any]) -> ResponsesRequest:
 
 
 def _usage(final: Final) -> dict[str, Any]:
+    # OpenAI counts the whole prompt in input_tokens, the part served from a cache included.
+    prompt = final.prompt_eval_count + final.prompt_cached
     return {
-        "input_tokens": final.prompt_eval_count,
+        "input_tokens": prompt,
         "output_tokens": final.eval_count,
-        "total_tokens": final.prompt_eval_count + final.eval_count,
-        "input_tokens_details": {"cached_tokens": 0},
+        "total_tokens": prompt + final.eval_count,
+        "input_tokens_details": {"cached_tokens": final.prompt_cached},
         "output_tokens_details": {"reasoning_tokens": 0},
     }
 

@@ -4,6 +4,12 @@ This module does no I/O: ``runner/__main__.py`` feeds it requests and ships the 
 ``step()`` returns. One ``step()`` is one ``llama_decode``: a token for every generating slot plus
 prompt chunks of newly admitted requests, up to ``num_batch`` tokens in all, so a new request starts
 its prompt while the others keep generating.
+
+A request goes to the slot whose conversation its prompt continues, else to an empty slot, else
+to the one used least recently; the KV cells the chosen slot would lose are saved to the prompt
+cache first (``runner/promptcache.py``), and restored when a later prompt continues them. A
+sequence that fills its context drops the older half of what follows its first ``num_keep``
+tokens and goes on (a context shift), unless the request asked for ``shift: false``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import llama_cpp as lc
 from llmd.errors import InvalidRequest, RunnerError, RunnerLoadFailed
 from llmd.runner.adapters import Adapters
 from llmd.runner.embedding import Embedder
+from llmd.runner.promptcache import MIN_TOKENS, PromptCache, common_prefix
 from llmd.runner.request import (
     Completed,
     CompletionRequest,
@@ -33,6 +40,12 @@ from llmd.runner.vocab import Vocab
 Event = tuple[int, TextDelta | Completed]
 
 _GGML_LIB = Path(lc.__file__).parent / "lib"
+_KV_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
+_FLASH = {
+    None: lc.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    True: lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    False: lc.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
 
 
 def _register_backends() -> None:
@@ -60,6 +73,7 @@ class _Job:
     next_token: int | None = None
     first_token_ns: int = 0
     prompt_tokens_done: bool = False
+    cached: int = 0  # prompt tokens whose KV was already there: not evaluated
 
 
 @dataclass
@@ -69,6 +83,9 @@ class _Slot:
         default_factory=list
     )  # tokens whose KV this sequence holds
     job: _Job | None = None
+    key: int = 0  # the length of the prompt that filled it: a prompt repeating it continues it
+    used: int = 0  # when it was last handed a request, for least-recently-used reassignment
+    exact: int | None = None  # after a context shift, the cells left as evaluating would give
 
 
 class Engine:
@@ -113,6 +130,8 @@ class Engine:
         cparams.n_seq_max = n_parallel
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.no_perf = True
+        cparams.type_k = cparams.type_v = _KV_TYPES[load.kv_cache_type]
+        cparams.flash_attn_type = _FLASH[load.flash_attention]
         # One KV stream per sequence: each slot gets exactly num_ctx cells, as Ollama promises, and
         # attention only spans its own cells (a unified cache measured 2x slower for one sequence).
         cparams.kv_unified = False
@@ -128,6 +147,8 @@ class Engine:
         self._n_batch = int(lc.llama_n_batch(self._ctx))
         self._batch = lc.llama_batch_init(self._n_batch, 0, 1)
         self._slots = [_Slot(seq) for seq in range(n_parallel)]
+        self._cache = PromptCache(load.prompt_cache)
+        self._ticks = 0
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -176,10 +197,12 @@ class Engine:
             return tokens
         if not request.truncate:
             raise InvalidRequest("the input length exceeds the context length")
-        # Ollama keeps the first num_keep tokens and drops the oldest of the rest; leave a quarter
-        # of the context for the answer since this runner does not shift the context.
+        # Ollama keeps the first num_keep tokens and drops the oldest of the rest; the answer gets
+        # num_predict tokens of room (a quarter of the context when unset), at most half of it.
         keep = max(0, min(request.sampling.num_keep, limit // 2))
-        room = max(1, limit - keep - self.n_ctx_seq // 4)
+        predict = request.sampling.num_predict
+        answer = min(predict if predict > 0 else self.n_ctx_seq // 4, limit // 2)
+        room = max(1, limit - keep - answer)
         return tokens[:keep] + tokens[len(tokens) - room :]
 
     def cancel(self, job_id: int) -> bool:
@@ -201,10 +224,8 @@ class Engine:
             if not free:
                 return
             job = self._waiting.popleft()
-            slot = max(
-                free, key=lambda s: (_common_prefix(s.cached, job.prompt), -s.seq)
-            )
-            reuse = _common_prefix(slot.cached, job.prompt)
+            slot = self._choose(free, job.prompt)
+            reuse = self._prefix(slot, job.prompt)
             if reuse == len(job.prompt):
                 reuse -= (
                     1  # the last prompt token must be decoded again to get its logits
@@ -214,12 +235,61 @@ class Engine:
                 reuse = 0
             del slot.cached[reuse:]
             job.pending = job.prompt[reuse:]
-            slot.job = job
+            job.cached = reuse
+            self._ticks += 1
+            slot.job, slot.key, slot.used = job, len(job.prompt), self._ticks
+
+    def _choose(self, free: list[_Slot], prompt: list[int]) -> _Slot:
+        """The slot whose conversation ``prompt`` continues, else an empty one, else the LRU.
+
+        Every chat prompt opens with the same template tokens, so sharing a prefix is not enough:
+        the prompt must repeat all of what the slot was last asked.
+        """
+        best: tuple[int, _Slot] | None = None
+        for slot in free:
+            shared = common_prefix(slot.cached, prompt)
+            if shared and shared >= min(slot.key, len(slot.cached)):
+                if best is None or shared > best[0]:
+                    best = (shared, slot)
+        if best is not None:
+            return best[1]
+        empty = [s for s in free if not s.cached]
+        if empty:
+            return empty[0]
+        return min(free, key=lambda s: s.used)
+
+    def _prefix(self, slot: _Slot, prompt: list[int]) -> int:
+        """Prepare ``slot`` for ``prompt``: returns how many leading prompt tokens it holds.
+
+        What the slot would lose is saved first; a saved state that covers more of the prompt
+        than the slot does is restored in its place.
+        """
+        reuse = common_prefix(slot.cached, prompt)
+        if not self._cache.enabled:
+            return reuse
+        hit = self._cache.find(prompt)
+        if len(slot.cached) - reuse >= MIN_TOKENS:
+            self._cache.save(self._ctx, slot.seq, slot.cached, slot.key)
+        if hit is None or hit[1] <= reuse:
+            return reuse
+        entry, usable = hit
+        if self._cache.restore(self._ctx, self._mem, slot.seq, entry):
+            slot.cached = list(entry.tokens)
+            return usable
+        slot.cached.clear()
+        return 0
 
     def _release(self, slot: _Slot) -> None:
         if slot.job is not None:
             slot.job.sampler.free()
             slot.job = None
+        if slot.exact is not None:
+            if not lc.llama_memory_seq_rm(self._mem, slot.seq, slot.exact, -1):
+                lc.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                slot.exact = 0
+            del slot.cached[slot.exact :]
+            slot.key = min(slot.key, len(slot.cached))
+            slot.exact = None
 
     # --- one decode step -----------------------------------------------------------------------
 
@@ -301,16 +371,37 @@ class Engine:
         if text or logprobs:
             events.append((job.id, TextDelta(text, logprobs)))
         options = job.request.sampling
+        # Ollama's bound on num_predict -1: ten contexts, so that shifting never runs forever
+        limit = options.num_predict if options.num_predict > 0 else 10 * self.n_ctx_seq
         if job.text.stopped:
             events.extend(self._finish(slot, "stop"))
-        elif (
-            0 < options.num_predict <= len(job.output)
-            or len(slot.cached) + 1 >= self.n_ctx_seq
+        elif limit <= len(job.output) or (
+            len(slot.cached) + 1 >= self.n_ctx_seq and not self._shift(slot)
         ):
             events.extend(self._finish(slot, "length"))
         else:
             job.next_token = token
         return events
+
+    def _shift(self, slot: _Slot) -> bool:
+        """Make room in a full sequence: keep its first num_keep tokens (and BOS), drop half of
+        the rest, and move the remainder back. False when the request or the model forbids it."""
+        job = slot.job
+        assert job is not None
+        if not job.request.shift or not lc.llama_memory_can_shift(self._mem):
+            return False
+        n = len(slot.cached)
+        bos = 1 if slot.cached and slot.cached[0] == self.vocab.bos else 0
+        keep = max(0, min(job.request.sampling.num_keep + bos, n - 2))
+        discard = (n - keep) // 2
+        if discard < 1 or not lc.llama_memory_seq_rm(self._mem, slot.seq, keep, keep + discard):
+            return False
+        lc.llama_memory_seq_add(self._mem, slot.seq, keep + discard, n, -discard)
+        del slot.cached[keep : keep + discard]
+        # The cells after `keep` attended to the dropped tokens: they are not what evaluating
+        # these tokens afresh would give, so no other prompt may reuse them.
+        slot.exact = keep if slot.exact is None else min(slot.exact, keep)
+        return True
 
     def _logprobs(self, index: int, top: int):  # type: ignore[no-untyped-def]
         import numpy as np  # here, not above: only logprobs and embeddings need it
@@ -353,11 +444,12 @@ class Engine:
                 job.id,
                 Completed(
                     done_reason="stop" if reason == "stop" else "length",
-                    prompt_eval_count=len(job.prompt),
+                    prompt_eval_count=len(job.prompt) - job.cached,
                     prompt_eval_duration=first - job.admitted_ns,
                     eval_count=len(job.output),
                     eval_duration=now - first,
                     context=tuple(job.prompt + job.output),
+                    prompt_cached=job.cached,
                     stop_sequence=job.text.stop,
                 ),
             )
@@ -454,10 +546,3 @@ class _Undo:
             job.next_token = self.next_token
         job.pending[:0] = self.chunk
 
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

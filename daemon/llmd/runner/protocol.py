@@ -88,6 +88,7 @@ class DoneMessage(TypedDict):
     eval_count: int
     eval_duration: int  # ns
     context: list[int]
+    prompt_cached: int  # prompt tokens not evaluated: their KV was cached
     stop_sequence: NotRequired[str]
 
 
@@ -224,6 +225,7 @@ def request_from_wire(wire: dict[str, Any]) -> CompletionRequest:
         logprobs=wire.get("logprobs", False),
         top_logprobs=wire.get("top_logprobs", 0),
         truncate=wire.get("truncate", True),
+        shift=wire.get("shift", True),
     )
 
 
@@ -256,6 +258,7 @@ def done_message(job_id: int, done: Completed) -> DoneMessage:
         "eval_count": done.eval_count,
         "eval_duration": done.eval_duration,
         "context": list(done.context),
+        "prompt_cached": done.prompt_cached,
         "stop_sequence": done.stop_sequence,
     }
 
@@ -268,6 +271,7 @@ def completed_from(message: DoneMessage) -> Completed:
         eval_count=message["eval_count"],
         eval_duration=message["eval_duration"],
         context=tuple(message["context"]),
+        prompt_cached=message.get("prompt_cached", 0),
         stop_sequence=message.get("stop_sequence", ""),
     )
 

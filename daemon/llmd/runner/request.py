@@ -20,9 +20,12 @@ class LoadOptions:
     main_gpu: int = 0
     use_mmap: bool | None = None
     num_thread: int = 0
-    num_parallel: int = 1
+    num_parallel: int = 1  # 0: the scheduler chooses from the memory budget
     embedding: bool = False  # an embedding model: the runner makes only an embedding context
     adapters: tuple[str, ...] = ()  # LoRA GGUF paths, applied in this order
+    kv_cache_type: str = "f16"  # f16, q8_0 or q4_0 (OLLAMA_KV_CACHE_TYPE)
+    flash_attention: bool | None = None  # None: llama.cpp's auto
+    prompt_cache: int = 0  # bytes of saved sequence states the runner may keep; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class CompletionRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     truncate: bool = True  # drop the oldest prompt tokens beyond num_ctx instead of failing
+    shift: bool = True  # a full context drops old tokens and goes on, instead of ending (length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +86,12 @@ class Completed:
     """The last event of a generation. Durations are nanoseconds, as Ollama reports them."""
 
     done_reason: DoneReason
-    prompt_eval_count: int
+    prompt_eval_count: int  # prompt tokens evaluated; those served from a cache are not counted
     prompt_eval_duration: int
     eval_count: int
     eval_duration: int
     context: tuple[int, ...] = ()  # prompt + output token ids, for /api/generate's `context`
+    prompt_cached: int = 0  # prompt tokens whose KV came from the slot or the prompt cache
     stop_sequence: str = ""  # the stop string that ended it (Anthropic reports which)
 
 

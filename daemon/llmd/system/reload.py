@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 LIVE_KEYS = frozenset({
     "keep_alive", "max_loaded_models", "max_queue", "origins", "debug", "max_memory",
     "memory_fraction", "context_length", "num_parallel", "num_threads", "idle_exit",
-    "drain_timeout", "load_timeout", "noprune", "auth", "allow_unauthenticated_network",
-    "public_metrics", "metrics", "max_request_bytes", "max_num_ctx",
-    "max_num_predict", "max_keep_alive", "max_messages", "max_stop", "max_stop_length",
-    "min_free_disk",
+    "drain_timeout", "load_timeout", "noprune", "prompt_cache", "kv_cache_type", "flash_attention",
+    "auth", "allow_unauthenticated_network", "public_metrics", "metrics", "max_request_bytes",
+    "max_num_ctx", "max_num_predict", "max_keep_alive", "max_messages", "max_stop",
+    "max_stop_length", "min_free_disk",
 })
 # Bound into objects built at start (the listener, the store): they need a restart.
 RESTART_KEYS = frozenset({"host", "models", "keys_file", "declared_models"})
