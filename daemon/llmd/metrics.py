@@ -35,7 +35,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what every Prometheus release scrapes
 
 # Why a request was refused before it ran: max_queue, a model cooling down after a crash loop, the
 # request-size limit and the API-key check (each calls ``rejected`` where it refuses).
-REJECT_REASONS = ("queue_full", "cooling_down", "too_large", "unauthorized")
+REJECT_REASONS = ("queue_full", "cooling_down", "too_large", "unauthorized", "key_busy")
 
 # CPU serving spans milliseconds (a cached prompt, one token) to minutes (a long prompt on a busy
 # machine, a large model loading from disk).

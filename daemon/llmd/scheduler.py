@@ -206,8 +206,9 @@ class Lease:
                 # an answer from the runner proves it survives a decode (the crash-loop count)
                 self._answered(self._runner)
                 if isinstance(event, Completed):
-                    # the runner does not report prompt tokens reused from its KV cache yet
-                    timing.done(event.prompt_eval_count, event.eval_count, cached_tokens=0)
+                    # prompt_eval_count counts the evaluated tokens only, as Ollama's does
+                    timing.done(event.prompt_eval_count + event.prompt_cached, event.eval_count,
+                                cached_tokens=event.prompt_cached)
                 else:
                     timing.token()
                 yield event

@@ -52,6 +52,8 @@ def test_a_stream_of_n_tokens_adds_n_generated_tokens_and_one_time_to_first_toke
 
     assert moved("llmd_generated_tokens_total", model=MODEL) == 12
     assert moved("llmd_prompt_tokens_total", model=MODEL) == final["prompt_eval_count"]
+    # the same prompt again: its prefix is still in the slot, and counted as served from cache
+    assert moved("llmd_prompt_tokens_cached_total", model=MODEL) > 0
     assert moved("llmd_time_to_first_token_seconds_count", model=MODEL) == 1
     assert moved("llmd_time_per_output_token_seconds_count", model=MODEL) == 1
     assert moved("llmd_queue_wait_seconds_count", model=MODEL) == 1
@@ -210,3 +212,12 @@ def test_a_runner_killed_by_a_signal_moves_the_crash_counter_for_that_signal(ser
             - value(before, "llmd_runner_crashes_total", **crashes)) == 1
     assert value(after, "llmd_models_loaded") == 0
     assert generate(server, 2)[-1]["done"] is True  # the next request loads it again
+
+
+def test_a_body_over_the_limit_moves_the_rejected_counter_for_too_large(server: LiveServer) -> None:
+    before = value(scrape(server.url), "llmd_requests_rejected_total", reason="too_large")
+    answer = server.http.post("/api/generate", content=b"x" * (33 << 20),
+                              headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    after = value(scrape(server.url), "llmd_requests_rejected_total", reason="too_large")
+    assert after - before == 1

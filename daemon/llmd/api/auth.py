@@ -205,6 +205,9 @@ class AuthMiddleware:
         """Answer 401, 403 or 429: every refusal of this module passes here."""
         if refusal.key_name is not None:
             scope.setdefault("state", {})[KEY_NAME] = refusal.key_name
+        metrics = getattr(getattr(scope.get("app"), "state", None), "metrics", None)
+        if metrics is not None:
+            metrics.rejected("key_busy" if isinstance(refusal.error, KeyBusy) else "unauthorized")
         if not isinstance(refusal.error, KeyBusy):
             self.refusals.record(
                 client_address(scope), f"{scope['method']} {scope['path']}",

@@ -43,12 +43,20 @@ class BodyLimitMiddleware:
         async def limited() -> Message:
             nonlocal seen
             if declared is not None and declared > limit:
+                _count_rejection(scope)
                 raise RequestTooLarge(declared, limit)
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    _count_rejection(scope)
                     raise RequestTooLarge(seen, limit, at_least=message.get("more_body", False))
             return message
 
         await self.app(scope, limited, send)
+
+
+def _count_rejection(scope: Scope) -> None:
+    metrics = getattr(getattr(scope.get("app"), "state", None), "metrics", None)
+    if metrics is not None:
+        metrics.rejected("too_large")
