@@ -192,3 +192,23 @@ def test_a_token_id_outside_the_vocabulary_is_400_and_harms_no_other_request(ser
     assert lines[-1].get("done") is True and "error" not in lines[-1]
     alone = server.http.post("/api/generate", json={**story, "stream": False}).json()
     assert "".join(str(x.get("response", "")) for x in lines) == alone["response"]
+
+
+def test_the_responses_and_messages_apis_name_their_own_field_beyond_the_cap(
+    server: LiveServer,
+) -> None:
+    user = [{"role": "user", "content": "hi"}]
+    answer = server.http.post("/v1/responses", json={
+        "model": MODEL, "input": "hi", "max_output_tokens": 10**8})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "max_output_tokens must be at most 1048576, got 100000000")
+    answer = server.http.post("/v1/messages", json={
+        "model": MODEL, "messages": user, "max_tokens": 10**8})
+    assert answer.status_code == 400
+    assert answer.json() == {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "max_tokens must be at most 1048576, got 100000000"}}
+    many = [{"role": "user", "content": "hi"}] * 5000
+    answer = server.http.post("/v1/messages/count_tokens", json={"model": MODEL, "messages": many})
+    assert answer.status_code == 400 and "messages" in answer.json()["error"]["message"]

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
+from llmd import limits
 from llmd.api import anthropic_convert as ac
 from llmd.api.errors import OllamaJSONResponse, anthropic_error_body, read_json
 from llmd.api.inference import services
@@ -23,8 +24,13 @@ from llmd.generation import Output
 from llmd.system.requestlog import annotate
 
 
+# Anthropic's spelling of the options a limit may refuse, for the error message
+_ANTHROPIC_NAMES = {"num_predict": "max_tokens"}
+
+
 async def create_message(request: Request) -> Response:
     req = ac.messages_request(await read_json(request))
+    limits.check_generation(req.chat, request.app.state.config, _ANTHROPIC_NAMES)
     annotate(request.state, model=req.chat.model)  # for the request record and its metrics
     items = runs.chat(services(request), req.chat)
     if not req.stream:
@@ -43,6 +49,7 @@ async def create_message(request: Request) -> Response:
 
 async def count_tokens(request: Request) -> Response:
     req = ac.count_tokens_request(await read_json(request))
+    limits.check_generation(req, request.app.state.config, _ANTHROPIC_NAMES)
     return OllamaJSONResponse({"input_tokens": await runs.count_tokens(services(request), req)})
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd import chat as runs
+from llmd import limits
 from llmd.api import responses_convert as rc
 from llmd.api.errors import OllamaJSONResponse, read_json
 from llmd.api.inference import services
@@ -21,8 +22,13 @@ from llmd.generation import Output
 from llmd.system.requestlog import annotate
 
 
+# the Responses API's spelling of the options a limit may refuse, for the error message
+_RESPONSES_NAMES = {"num_predict": "max_output_tokens"}
+
+
 async def create_response(request: Request) -> Response:
     req = rc.responses_request(await read_json(request))
+    limits.check_generation(req.chat, request.app.state.config, _RESPONSES_NAMES)
     annotate(request.state, model=req.chat.model)  # for the request record and its metrics
     items = runs.chat(services(request), req.chat)
     if not req.stream:
