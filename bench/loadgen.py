@@ -117,31 +117,8 @@ def request_body(model: str, i: int, max_tokens: int) -> dict[str, Any]:
 
 async def stream_chat(client: httpx.AsyncClient, model: str, i: int, max_tokens: int) -> Stream:
     """Send request ``i`` and read its stream to the end."""
-    body = request_body(model, i, max_tokens)
-    result = Stream(sent=time.perf_counter())
-    chunks = 0
-    usage: int | None = None
-    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        if response.status_code != 200:
-            detail = (await response.aread()).decode(errors="replace")[:200]
-            raise RuntimeError(f"HTTP {response.status_code}: {detail}")
-        async for line in response.aiter_lines():
-            event = parse_sse_line(line)
-            if event is None:
-                continue
-            if event == DONE:
-                break
-            assert isinstance(event, dict)
-            text = chunk_text(event)
-            if text:
-                result.chunk_times.append(time.perf_counter())
-                result.text += text
-                chunks += 1
-            if event.get("usage"):
-                usage = int(event["usage"].get("completion_tokens") or 0)
-    result.done = time.perf_counter()
-    result.tokens = usage if usage is not None else chunks
-    return result
+    stream, _ = await stream_body(client, request_body(model, i, max_tokens))
+    return stream
 
 
 @dataclass
@@ -246,15 +223,19 @@ async def conversations(
                     "temperature": 0, "seed": 42, "stream": True,
                     "stream_options": {"include_usage": True},
                 }
-                stream, cached = await _stream_body(client, body)
+                stream, cached = await stream_body(client, body)
                 history.append({"role": "assistant", "content": stream.text})
                 out.append(Turn(user, turn, stream, cached))
         wall = time.perf_counter() - start
     return out, wall
 
 
-async def _stream_body(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[Stream, int | None]:
+async def stream_body(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[Stream, int | None]:
+    """Stream one chat completion to the end: the Stream (tokens from the usage chunk, else the
+    count of text chunks) and the prompt tokens the server says it served from cache, if it says."""
     result = Stream(sent=time.perf_counter())
+    chunks = 0
+    usage_tokens: int | None = None
     cached: int | None = None
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         if response.status_code != 200:
@@ -271,11 +252,13 @@ async def _stream_body(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple
             if text:
                 result.chunk_times.append(time.perf_counter())
                 result.text += text
+                chunks += 1
             usage = event.get("usage")
             if usage:
-                result.tokens = int(usage.get("completion_tokens") or 0)
+                usage_tokens = int(usage.get("completion_tokens") or 0)
                 details = usage.get("prompt_tokens_details") or {}
                 if "cached_tokens" in details:
                     cached = int(details["cached_tokens"])
     result.done = time.perf_counter()
+    result.tokens = usage_tokens if usage_tokens is not None else chunks
     return result, cached
