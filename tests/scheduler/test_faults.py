@@ -17,10 +17,12 @@ from llmd.scheduler import Scheduler
 pytestmark = pytest.mark.model
 
 MIB = 1024 * 1024
-SMALL = LoadOptions(num_ctx=512)  # estimated at 283 MiB
-WIDE = LoadOptions(num_ctx=8192)  # estimated at 587 MiB
+# One slot each and no prompt cache (CONFIG): llmd would otherwise size both to the budget.
+SMALL = LoadOptions(num_ctx=512, num_parallel=1)  # estimated at 283 MiB
+WIDE = LoadOptions(num_ctx=8192, num_parallel=1)  # estimated at 587 MiB
 # Two SMALL runners fit; a busy SMALL one and a WIDE one do not.
 BUDGET = 600 * MIB
+CONFIG = Config(max_memory=BUDGET, prompt_cache=0)
 SAFETY = 60.0  # seconds: a bound against hangs, never an assertion about speed
 
 
@@ -35,7 +37,7 @@ async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_a_load_waiting_for_a_busy_model_does_not_block_loads_that_fit(make_model) -> None:  # type: ignore[no-untyped-def]
-    scheduler = Scheduler(Config(max_memory=BUDGET))
+    scheduler = Scheduler(CONFIG)
     busy, wide, small = make_model("busy:latest"), make_model("wide:latest"), make_model("small:latest")
     try:
         async with scheduler.acquire(busy, SMALL, None):
@@ -54,7 +56,7 @@ async def test_a_load_waiting_for_a_busy_model_does_not_block_loads_that_fit(mak
 
 
 async def test_waiting_for_room_ends_at_the_load_deadline(make_model) -> None:  # type: ignore[no-untyped-def]
-    config = Config(max_memory=BUDGET)
+    config = CONFIG
     scheduler = Scheduler(config)
     busy, wide = make_model("busy:latest"), make_model("wide:latest")
     try:
@@ -77,7 +79,7 @@ def _children() -> set[int]:
 
 
 async def test_a_request_cancelled_while_its_model_loads_leaves_no_runner(make_model) -> None:  # type: ignore[no-untyped-def]
-    scheduler = Scheduler(Config(max_memory=BUDGET))
+    scheduler = Scheduler(CONFIG)
     before = _children()
     try:
         task = asyncio.create_task(scheduler.load(make_model("slow:latest"), SMALL, None))
