@@ -51,6 +51,7 @@ CONVERSATION_SLOTS = (1, 4)
 CONVERSATION_USERS = 4
 CONVERSATION_TURNS = 4
 CONVERSATION_TOKENS = 16
+CONVERSATION_CTX = 4096  # per slot: 4 turns of an ~850-token conversation and its answers
 
 
 def physical_cores() -> int:
@@ -430,7 +431,8 @@ def conversation_run(
     settings: servers.Settings, binaries: Path, workdir: Path, python: Path, slots: int, flip: bool
 ) -> dict[str, dict[str, Any]]:
     """The multi-user conversations on both servers with ``slots`` slots, one after the other."""
-    s = dataclasses.replace(settings, parallel=slots)
+    # the histories grow past the fresh-prompt rows' per-slot context
+    s = dataclasses.replace(settings, parallel=slots, ctx=max(settings.ctx, CONVERSATION_CTX))
     ref = servers.LlamaServer(binaries / "llama-server", s, workdir, defaults=True)
     llmd = servers.Llmd(s, workdir, python)
     order = [("ref", ref), ("llmd", llmd)]
