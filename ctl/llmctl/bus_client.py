@@ -18,7 +18,6 @@ from typing import Any, Awaitable, Callable, TypeVar
 from sdbus import (
     DbusAccessDeniedError,
     DbusFailedError,
-    DbusInterfaceCommonAsync,
     DbusNameHasNoOwnerError,
     DbusNoReplyError,
     DbusServiceUnknownError,
@@ -26,12 +25,18 @@ from sdbus import (
     SdBus,
     SdBusBaseError,
     SdBusUnmappedMessageError,
-    dbus_method_async,
     sd_bus_open_system,
 )
 
 from llmctl.errors import CtlError, ExitCode
-from llmd.bus.interface import BUS_NAME, OBJECT_PATH, AccessDeniedError, LlmdBusError, Manager1
+from llmd.bus.interface import (
+    BUS_NAME,
+    OBJECT_PATH,
+    AccessDeniedError,
+    BusDaemon,
+    LlmdBusError,
+    Manager1,
+)
 
 T = TypeVar("T")
 
@@ -98,16 +103,6 @@ class RemoteError(CtlError):
         super().__init__(f"Error: {message}")
 
 
-class _BusDaemon(DbusInterfaceCommonAsync, interface_name="org.freedesktop.DBus"):
-    @dbus_method_async("s", "b", method_name="NameHasOwner")
-    async def name_has_owner(self, name: str) -> bool:
-        raise NotImplementedError
-
-    @dbus_method_async(result_signature="as", method_name="ListActivatableNames")
-    async def list_activatable_names(self) -> list[str]:
-        raise NotImplementedError
-
-
 def timeout_seconds() -> float:
     raw = os.environ.get(TIMEOUT_ENV, "")
     try:
@@ -151,7 +146,7 @@ def _translate(exc: BaseException, timeout: float) -> CtlError | None:
 
 async def _ensure_reachable(bus: SdBus) -> None:
     """Tell "not installed" from "not running" before calling: stratis-cli's distinction."""
-    daemon = _BusDaemon.new_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", bus)
+    daemon = BusDaemon.new_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", bus)
     if await daemon.name_has_owner(BUS_NAME):
         return
     if BUS_NAME not in await daemon.list_activatable_names():

@@ -101,9 +101,9 @@ async def test_a_key_without_the_scope_gets_403_naming_the_key_and_the_scope(cli
 async def test_probes_need_no_key_and_metrics_only_with_public_metrics(client_for, keys) -> None:
     client = client_for(auth="required")
     for path in ("/", "/health", "/ready"):
-        assert (await client.get(path)).status_code != 401, path  # 404 until those routes exist
+        assert (await client.get(path)).status_code != 401, path
     assert (await client.get("/metrics")).status_code == 401
-    assert (await client_for(auth="required", public_metrics=True).get("/metrics")).status_code == 404
+    assert (await client_for(auth="required", public_metrics=True).get("/metrics")).status_code == 200
 
 
 async def test_auth_none_checks_nothing_and_the_policy_is_read_per_request(

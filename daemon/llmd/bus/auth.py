@@ -21,7 +21,7 @@ from sdbus import (
     dbus_method_async,
 )
 
-from llmd.bus.interface import POLKIT_ACTION, AccessDeniedError
+from llmd.bus.interface import POLKIT_ACTION, AccessDeniedError, BusDaemon
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +36,6 @@ class Caller:
     sender: str  # the unique bus name, ":1.42"
     uid: int
     gids: frozenset[int]
-
-
-class _BusDaemon(DbusInterfaceCommonAsync, interface_name="org.freedesktop.DBus"):
-    @dbus_method_async("s", "a{sv}", method_name="GetConnectionCredentials")
-    async def get_connection_credentials(self, name: str) -> dict[str, tuple[str, Any]]:
-        raise NotImplementedError
-
-    @dbus_method_async("s", "u", method_name="GetConnectionUnixUser")
-    async def get_connection_unix_user(self, name: str) -> int:
-        raise NotImplementedError
-
-    @dbus_method_async("s", "b", method_name="NameHasOwner")
-    async def name_has_owner(self, name: str) -> bool:
-        raise NotImplementedError
 
 
 class _PolkitAuthority(DbusInterfaceCommonAsync, interface_name="org.freedesktop.PolicyKit1.Authority"):
@@ -85,7 +71,7 @@ def admin_gid() -> int | None:
 
 async def identify(bus: SdBus, sender: str) -> Caller:
     """The caller's uid and groups as the bus daemon saw them when it connected."""
-    daemon = _BusDaemon.new_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", bus)
+    daemon = BusDaemon.new_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", bus)
     try:
         creds = await daemon.get_connection_credentials(sender)
     except DbusFailedError:
@@ -102,7 +88,7 @@ async def identify(bus: SdBus, sender: str) -> Caller:
 
 
 async def _polkit_allows(bus: SdBus, caller: Caller) -> bool:
-    daemon = _BusDaemon.new_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", bus)
+    daemon = BusDaemon.new_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", bus)
     try:
         if not await daemon.name_has_owner(POLKIT_NAME):
             return False

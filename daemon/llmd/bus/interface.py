@@ -22,6 +22,8 @@ Structs (signatures):
 
 from __future__ import annotations
 
+from typing import Any
+
 from sdbus import (
     DbusFailedError,
     DbusInterfaceCommonAsync,
@@ -214,4 +216,29 @@ class Manager1(DbusInterfaceCommonAsync, interface_name=INTERFACE_NAME):
 
     @dbus_signal_async()
     def config_reloaded(self) -> None:
+        raise NotImplementedError
+
+
+# --- the bus daemon itself ------------------------------------------------------------------------
+
+
+class BusDaemon(DbusInterfaceCommonAsync, interface_name="org.freedesktop.DBus"):
+    """What llmd (caller credentials) and llmctl (is llmd there or activatable?) ask the bus.
+
+    One class for both: sdbus allows an interface name to be declared once per process."""
+
+    @dbus_method_async("s", "a{sv}", method_name="GetConnectionCredentials")
+    async def get_connection_credentials(self, name: str) -> dict[str, tuple[str, Any]]:
+        raise NotImplementedError
+
+    @dbus_method_async("s", "u", method_name="GetConnectionUnixUser")
+    async def get_connection_unix_user(self, name: str) -> int:
+        raise NotImplementedError
+
+    @dbus_method_async("s", "b", method_name="NameHasOwner")
+    async def name_has_owner(self, name: str) -> bool:
+        raise NotImplementedError
+
+    @dbus_method_async(result_signature="as", method_name="ListActivatableNames")
+    async def list_activatable_names(self) -> list[str]:
         raise NotImplementedError
