@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 from llmd.runner.engine import Engine
-from llmd.runner.request import (
-    Completed,
-    CompletionRequest,
-    LoadOptions,
-    SamplingOptions,
-    TextDelta,
-)
+from llmd.runner.request import CompletionRequest, LoadOptions, SamplingOptions
+from runner.drive import complete
 
 pytestmark = pytest.mark.model
 
@@ -25,19 +20,6 @@ def engine(gguf_path: Path) -> Iterator[Engine]:
     e = Engine(gguf_path, LoadOptions(num_ctx=256, num_parallel=1), threads=2)
     yield e
     e.close()
-
-
-def complete(engine: Engine, request: CompletionRequest) -> tuple[str, Completed]:
-    engine.submit(1, request)
-    text, done = "", None
-    while engine.busy:
-        for _, event in engine.step():
-            if isinstance(event, TextDelta):
-                text += event.text
-            else:
-                done = event
-    assert done is not None
-    return text, done
 
 
 def test_a_generation_longer_than_its_context_shifts_and_goes_on(engine: Engine) -> None:

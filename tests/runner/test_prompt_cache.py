@@ -13,8 +13,8 @@ from llmd.runner.request import (
     CompletionRequest,
     LoadOptions,
     SamplingOptions,
-    TextDelta,
 )
+from runner import drive
 
 pytestmark = pytest.mark.model
 
@@ -39,16 +39,7 @@ def system(name: str) -> str:
 
 
 def complete(engine: Engine, job: int, prompt: str) -> tuple[str, Completed]:
-    engine.submit(job, CompletionRequest(prompt, GREEDY))
-    text, done = "", None
-    while engine.busy:
-        for _, event in engine.step():
-            if isinstance(event, TextDelta):
-                text += event.text
-            else:
-                done = event
-    assert done is not None
-    return text, done
+    return drive.complete(engine, CompletionRequest(prompt, GREEDY), job)
 
 
 def engine(gguf_path: Path, parallel: int, cache: int) -> Engine:
