@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from llmd.config import Config, DeclaredModel
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
-from llmd.options import build_options
+from llmd.runner.options import build_options
 from llmd.store import Model, ModelName, Store
 from llmd.store.registry import is_transient
 from llmd.store.transfer import Target, Transfers

@@ -12,7 +12,7 @@ from llmd.api.anthropic_convert import (
     messages_request,
 )
 from llmd.errors import InvalidRequest
-from llmd.generation import Chunk, Final, ToolCall
+from llmd.inference.values import Chunk, Final, ToolCall
 
 FINAL = Final("stop", prompt_eval_count=5, eval_count=3)
 USER = [{"role": "user", "content": "hi"}]

@@ -17,7 +17,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from llmd import openai_convert as oa
+from llmd.api import openai_convert as oa
 from llmd.api import anthropic_convert as ac
 from llmd.api import inference_schemas as inf
 from llmd.api import registry, responses_convert, schemas

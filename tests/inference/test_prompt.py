@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from llmd.generation import ChatRequest, GenerateRequest, Message, Sampling
-from llmd.prompt import chat_messages, chat_prompt, generate_prompt
+from llmd.inference.values import ChatRequest, GenerateRequest, Message, Sampling
+from llmd.inference.prompt import chat_messages, chat_prompt, generate_prompt
 from llmd.store import Message as ModelfileMessage
-from llmd.thinking import ThinkingParser
+from llmd.inference.thinking import ThinkingParser
 
 TEMPLATE = "{{ range .Messages }}[{{ .Role }}] {{ .Content }}\n{{ end }}"
 

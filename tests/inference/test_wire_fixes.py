@@ -7,7 +7,7 @@ import pytest
 from harness import LiveServer, create_smollm2
 from inference.conftest import MODEL
 from llmd.api.inference import chat_json, generate_json
-from llmd.generation import Final
+from llmd.inference.values import Final
 
 pytestmark = pytest.mark.model
 

@@ -8,8 +8,8 @@ import struct
 
 import pytest
 from llmd.errors import InvalidRequest
-from llmd.generation import ChatRequest, Chunk, Final, GenerateRequest, ToolCall
-from llmd.openai_convert import (
+from llmd.inference.values import ChatRequest, Chunk, Final, GenerateRequest, ToolCall
+from llmd.api.openai_convert import (
     SSE_DONE,
     ChatStream,
     CompletionStream,

@@ -7,7 +7,7 @@ import base64
 import pytest
 from llmd.api.responses_convert import ResponseStream, response_object, responses_request
 from llmd.errors import InvalidRequest
-from llmd.generation import Chunk, Final, ToolCall
+from llmd.inference.values import Chunk, Final, ToolCall
 
 FINAL = Final("stop", prompt_eval_count=5, eval_count=3)
 

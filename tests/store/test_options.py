@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from llmd.errors import InvalidOption
-from llmd.options import build_options, check_parameters, coerce_option
+from llmd.runner.options import build_options, check_parameters, coerce_option
 from llmd.runner.request import LoadOptions, SamplingOptions
 
 

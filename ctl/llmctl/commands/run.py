@@ -219,7 +219,7 @@ def _set(session: Session, rest: str) -> None:
         if not key or not raw.strip():
             print("Usage:\n  /set parameter <name> <value>")
             return
-        from llmd.options import check_parameter
+        from llmd.runner.options import check_parameter
 
         try:
             typed = check_parameter(key, raw.strip().split())

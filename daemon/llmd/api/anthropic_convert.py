@@ -15,7 +15,7 @@ reads it (anthropic/anthropic.go). The request body, as ``messages_request`` val
 - ``tools`` (array): client tools ``{"name", "description", "input_schema"}``; server tools are
   refused.
 - ``tool_choice`` (object): ``auto`` offers the tools, ``none`` drops them, ``any`` forces a call
-  of one, ``tool`` a call of the one named (llmd.tool_choice).
+  of one, ``tool`` a call of the one named (llmd.inference.tool_choice).
 - ``thinking`` (object): ``{"type": "enabled" | "adaptive"}`` thinks, ``disabled`` does not;
   ``budget_tokens`` is not enforced. A model that cannot think ignores it.
 - ``output_config.effort`` (string): a thinking level when ``thinking`` is absent.
@@ -36,9 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmd import body_fields as fields
+from llmd.api import body_fields as fields
 from llmd.errors import InvalidRequest
-from llmd.generation import (
+from llmd.inference.values import (
     ChatRequest,
     Chunk,
     Final,
@@ -50,7 +50,7 @@ from llmd.generation import (
     Tool,
     ToolCall,
 )
-from llmd.tool_choice import forced_call_schema
+from llmd.inference.tool_choice import forced_call_schema
 
 Event = tuple[str, dict[str, Any]]  # (event name, data)
 _LEVELS = ("low", "medium", "high", "max")

@@ -1,6 +1,6 @@
 """Native inference routes: /api/generate, /api/chat, /api/embed, /api/embeddings and /api/ps.
 
-Each handler parses the body (inference_schemas), calls one function of ``llmd.chat`` and renders
+Each handler parses the body (inference_schemas), calls one function of ``llmd.inference.run`` and renders
 its typed items as Ollama's JSON objects; NDJSON framing and in-stream errors are streaming.py's.
 """
 
@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from llmd import chat as runs
-from llmd import limits
+from llmd.inference import run as runs
+from llmd.inference import limits
 from llmd.api.errors import OllamaJSONResponse, read_json
 from llmd.api.inference_schemas import (
     parse_chat,
@@ -25,7 +25,7 @@ from llmd.api.inference_schemas import (
 )
 from llmd.api.render import rfc3339
 from llmd.api.streaming import Event, ndjson_response
-from llmd.generation import Final, Output, ToolCall
+from llmd.inference.values import Final, Output, ToolCall
 from llmd.runner.request import TokenLogprob
 from llmd.system.requestlog import annotate
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmd.config import parse_keep_alive
 from llmd.errors import InvalidRequest
-from llmd.generation import (
+from llmd.inference.values import (
     ChatRequest,
     EmbedRequest,
     Format,

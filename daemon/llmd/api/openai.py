@@ -1,6 +1,6 @@
 """OpenAI-compatible routes under /v1: chat completions, completions, embeddings and models.
 
-Bodies go through ``llmd.openai_convert`` into the same native requests /api/chat and
+Bodies go through ``llmd.api.openai_convert`` into the same native requests /api/chat and
 /api/generate run, so both APIs share one code path below this module. Errors anywhere under
 /v1/ are rendered in OpenAI's shape by api/errors.py; once an SSE stream has started, an error
 becomes one last ``data: {"error": ...}`` frame.
@@ -13,14 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from llmd import chat as runs
-from llmd import limits
-from llmd import openai_convert as oa
+from llmd.inference import run as runs
+from llmd.inference import limits
+from llmd.api import openai_convert as oa
 from llmd.api.errors import OllamaJSONResponse, openai_error_body, read_json
 from llmd.api.inference import services
 from llmd.api.streaming import collect, sse_response
 from llmd.errors import InvalidModelName, ModelNotFound
-from llmd.generation import ChatRequest, Output
+from llmd.inference.values import ChatRequest, Output
 from llmd.store import ModelName
 from llmd.system.requestlog import annotate
 

@@ -11,7 +11,7 @@ built from small pieces so a route added later is a few lines here:
 
 tests/api/test_openapi.py holds it to the app: every route is documented and every documented
 operation is a route, and each request schema's ``required`` and property types are what the
-validators (api/*schemas*.py, openai_convert.py, api/responses_convert.py,
+validators (api/*schemas*.py, api/openai_convert.py, api/responses_convert.py,
 api/anthropic_convert.py) enforce. Field names are Ollama's (and OpenAI's or Anthropic's under
 /v1); errors are ``{"error": "..."}`` natively, OpenAI's object under /v1 and Anthropic's
 ``{"type": "error", "error": {...}}`` under /v1/messages.

@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from llmd import chat as runs
-from llmd import limits
+from llmd.inference import run as runs
+from llmd.inference import limits
 from llmd.api import responses_convert as rc
 from llmd.api.errors import OllamaJSONResponse, read_json
 from llmd.api.inference import services
 from llmd.api.streaming import collect, sse_event, sse_response
-from llmd.generation import Output
+from llmd.inference.values import Output
 from llmd.system.requestlog import annotate
 
 

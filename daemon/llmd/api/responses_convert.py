@@ -18,7 +18,7 @@ Stateless, as Ollama's /v1/responses is (openai/responses.go): the whole convers
 - ``tools`` (array): ``{"type": "function", "name", "description", "parameters", "strict"}`` only.
 - ``tool_choice`` (string or object): ``auto`` offers the tools, ``none`` drops them,
   ``required`` forces a call of one, ``{"type": "function", "name"}`` a call of that one
-  (llmd.tool_choice).
+  (llmd.inference.tool_choice).
 - ``reasoning.effort`` (string): ``think``; ``none`` off, ``minimal``/``low``, ``medium``,
   ``high``, ``xhigh``/``max``.
 - ``stream`` (boolean): SSE with the Responses event sequence.
@@ -38,11 +38,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmd import body_fields as fields
+from llmd.api import body_fields as fields
 from llmd.errors import InvalidRequest
-from llmd.generation import ChatRequest, Chunk, Final, Format, Message, Output, Sampling, Tool, ToolCall
-from llmd.openai_convert import image_from_url, think_from_effort
-from llmd.tool_choice import forced_call_schema
+from llmd.inference.values import ChatRequest, Chunk, Final, Format, Message, Output, Sampling, Tool, ToolCall
+from llmd.api.openai_convert import image_from_url, think_from_effort
+from llmd.inference.tool_choice import forced_call_schema
 
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 Event = tuple[str, dict[str, Any]]  # (event name, data)

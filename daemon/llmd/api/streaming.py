@@ -17,8 +17,8 @@ from starlette.responses import Response, StreamingResponse
 
 from llmd.api.errors import OllamaJSONResponse, error_body, error_response, status_for
 from llmd.errors import LlmdError
-from llmd.generation import Chunk, Final, Output
-from llmd.openai_convert import sse_frame
+from llmd.inference.values import Chunk, Final, Output
+from llmd.api.openai_convert import sse_frame
 
 log = logging.getLogger(__name__)
 

@@ -47,11 +47,11 @@ from llmd.bus.interface import (
 )
 from llmd.config import Config, load_config, parse_keep_alive
 from llmd.errors import InvalidOption, InvalidRequest, ModelNotFound
-from llmd.limits import check_keep_alive
+from llmd.inference.limits import check_keep_alive
 from llmd import store as model_store
 from llmd.keys import KeyStore, parse_scopes
 from llmd.keys.values import MAX_LIFETIME
-from llmd.options import build_options
+from llmd.runner.options import build_options
 from llmd.runner.request import LoadOptions
 from llmd.store.transfer import Target, Transfers
 

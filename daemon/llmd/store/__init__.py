@@ -1,6 +1,6 @@
 """The model store: names, blobs, manifests, Modelfiles, GGUF metadata (see CONTRACT.md)."""
 
-from llmd.options import check_parameters
+from llmd.runner.options import check_parameters
 from llmd.store.digest import parse_digest
 from llmd.store.gguf import GGUFArray, GGUFInfo, read_gguf_info
 from llmd.store.local_import import create_from_modelfile

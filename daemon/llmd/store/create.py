@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Generator
 
 from llmd.errors import BlobNotFound, InvalidModelFile, InvalidRequest
-from llmd.options import check_parameters
+from llmd.runner.options import check_parameters
 from llmd.store import manifest as mf
 from llmd.store.blobs import Blobs
 from llmd.store.gguf import GGUFInfo, read_gguf_info

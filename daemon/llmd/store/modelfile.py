@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmd.errors import InvalidModelName, InvalidOption, ModelfileError
-from llmd.options import check_parameter
+from llmd.runner.options import check_parameter
 from llmd.store.names import ModelName
 
 if TYPE_CHECKING:

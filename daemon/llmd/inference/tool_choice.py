@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmd.generation import Tool
+from llmd.inference.values import Tool
 
 
 def forced_call_schema(tools: Sequence[Tool]) -> Mapping[str, Any]:

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmd import body_fields as fields
+from llmd.api import body_fields as fields
 from llmd.errors import InvalidRequest
-from llmd.generation import (
+from llmd.inference.values import (
     ChatRequest,
     Chunk,
     EmbedRequest,

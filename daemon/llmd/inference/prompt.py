@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from llmd import templates
-from llmd.generation import ChatRequest, GenerateRequest, Message, Think, Tool, ToolCall
+from llmd.inference.values import ChatRequest, GenerateRequest, Message, Think, Tool, ToolCall
 from llmd.store import Model
 
 Tokenize = Callable[[str], Awaitable[list[int]]]

@@ -1,7 +1,7 @@
 """What an inference request asks for and what comes back, as typed values below the API.
 
-``api/inference_schemas.py`` builds the requests from native JSON and ``openai_convert.py`` from
-OpenAI JSON; ``chat.py`` runs them and yields the chunks; the API renders chunks back to JSON.
+``api/inference_schemas.py`` builds the requests from native JSON and ``api/openai_convert.py`` from
+OpenAI JSON; ``inference/run.py`` runs them and yields the chunks; the API renders chunks back to JSON.
 Tool schemas, tool-call arguments and ``format`` schemas stay JSON values: they are data that a
 template or a grammar reads, not fields llmd interprets.
 """
@@ -55,7 +55,7 @@ class Tool:
 class Sampling:
     """What every generation request carries besides its prompt."""
 
-    options: Mapping[str, Any] = field(default_factory=dict)  # checked by llmd.options
+    options: Mapping[str, Any] = field(default_factory=dict)  # checked by llmd.runner.options
     keep_alive: float | None = None  # seconds; None keeps the runner's current duration
     format: Format = None
     think: Think = None

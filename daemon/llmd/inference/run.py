@@ -1,5 +1,5 @@
 """Running a generate, chat or embed request: resolve the model, check it can do what is asked,
-lease a runner, render the prompt, and yield typed ``Chunk``/``Final`` items (llmd.generation).
+lease a runner, render the prompt, and yield typed ``Chunk``/``Final`` items (llmd.inference.values).
 
 Everything that can be refused is refused before the first item, so the API answers it with a
 status code; an error after that reaches the client as an in-stream error. The API handlers
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmd import prompt as prompts
+from llmd.inference import prompt as prompts
 from llmd.config import Config
 from llmd.errors import (
     InvalidModelName,
@@ -25,7 +25,7 @@ from llmd.errors import (
     ModelNotFound,
     UnsupportedCapability,
 )
-from llmd.generation import (
+from llmd.inference.values import (
     ChatRequest,
     Chunk,
     Embeddings,
@@ -36,12 +36,12 @@ from llmd.generation import (
     Sampling,
     ToolCall,
 )
-from llmd.options import BuiltOptions, build_options
+from llmd.runner.options import BuiltOptions, build_options
 from llmd.runner import grammar
 from llmd.runner.request import Completed, CompletionRequest, TextDelta
 from llmd.scheduler import Lease, Scheduler
 from llmd.store import Model, ModelName, Store
-from llmd.thinking import ThinkingParser, opens_thinking
+from llmd.inference.thinking import ThinkingParser, opens_thinking
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 from llmd.config import Config, format_duration
 from llmd.errors import LimitExceeded
-from llmd.generation import ChatRequest, EmbedRequest, GenerateRequest
-from llmd.options import coerce_option
+from llmd.inference.values import ChatRequest, EmbedRequest, GenerateRequest
+from llmd.runner.options import coerce_option
 
 
 def check_keep_alive(seconds: float | None, config: Config) -> None:
