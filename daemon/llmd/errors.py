@@ -25,7 +25,6 @@ The message of an error is what the caller sees, so it follows Ollama's wording 
     │   └── ScopeMissing            a valid API key without the scope a route needs (HTTP 403)
     ├── Unauthorized                no API key, or one that is unknown, revoked or expired (401)
     ├── KeyBusy                     an API key already at its max_concurrent (HTTP 429)
-    ├── RequestCanceled             the client went away (HTTP 499)
     ├── QueueFull                   (HTTP 503)
     ├── LoadTimeout                 no room for a model before the load deadline (HTTP 503)
     ├── InsufficientMemory          a model that cannot fit even alone
@@ -163,11 +162,6 @@ class KeyBusy(LlmdError):
         )
         self.key_name = key_name
         self.retry_after = retry_after
-
-
-class RequestCanceled(LlmdError):
-    def __init__(self, message: str = "request canceled") -> None:
-        super().__init__(message)
 
 
 class QueueFull(LlmdError):

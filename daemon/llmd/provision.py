@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from llmd.config import Config, DeclaredModel
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
@@ -23,6 +23,9 @@ from llmd.store import Model, ModelName, Store
 from llmd.store.registry import is_transient
 from llmd.store.transfer import Target, Transfers
 from llmd.system import messages
+
+if TYPE_CHECKING:
+    from llmd.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ class Declared:
 
 
 class Provisioner:
-    def __init__(self, config: Config, store: Store, scheduler: Any) -> None:
+    def __init__(self, config: Config, store: Store, scheduler: Scheduler) -> None:
         self._config = config
         self._store = store
         self._scheduler = scheduler
@@ -80,7 +83,7 @@ class Provisioner:
             await self._pull(d, name)
             d.problem = ""  # an unreachable registry's, now that it answered
             model = await self._store.get(name)
-        if d.model.preload and self._scheduler is not None:
+        if d.model.preload:
             d.state = "loading"
             load = build_options(model.parameters, None, default_num_ctx=self._config.context_length,
                                  num_parallel=self._config.num_parallel).load

@@ -16,8 +16,6 @@ import contextlib
 import dataclasses
 import errno
 import functools
-import importlib.util
-import inspect
 import logging
 import math
 import socket
@@ -28,6 +26,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from llmd.api import web
 from llmd.api.app import AppState, Lifespan, build_app
 from llmd.api.auth import AuthMiddleware
 from llmd.api.disconnect import CancelOnDisconnectMiddleware
@@ -38,6 +37,7 @@ from llmd.errors import ConfigError, LlmdError
 from llmd.keys import KeyStore
 from llmd.metrics import Metrics
 from llmd.provision import Provisioner
+from llmd.scheduler import Scheduler
 from llmd.store import Store
 from llmd.system import activation, journal
 from llmd.templates import check_go_template
@@ -95,55 +95,23 @@ def open_store(config: Config) -> Store:
         raise ConfigError(source, "models", f"{config.models}: {problem}") from None
 
 
-def make_scheduler(config: Config, store: Store, metrics: Metrics | None = None) -> Any:
-    """The scheduler when ``llmd.scheduler`` exists; None serves the store alone."""
-    if importlib.util.find_spec("llmd.scheduler") is None:
-        return None
-    from llmd.scheduler import Scheduler  # type: ignore[import-not-found,unused-ignore]
-
-    return Scheduler(config, metrics=metrics)
-
-
-async def _maybe_await(result: object) -> None:
-    if inspect.isawaitable(result):
-        await result
-
-
 @contextlib.asynccontextmanager
-async def _run_scheduler(scheduler: Any) -> AsyncIterator[None]:
-    """Start and stop the scheduler with the app, if it has a lifecycle."""
-    if scheduler is None:
+async def _run_scheduler(scheduler: Scheduler) -> AsyncIterator[None]:
+    """Start the scheduler with the app; on the way out, drain and stop every runner."""
+    await scheduler.start()
+    try:
         yield
-    elif hasattr(scheduler, "__aenter__"):
-        async with scheduler:
-            yield
-    else:
-        start = getattr(scheduler, "start", None)
-        if start is not None:
-            await _maybe_await(start())
-        try:
-            yield
-        finally:
-            for name in ("aclose", "close", "shutdown"):
-                stop = getattr(scheduler, name, None)
-                if stop is not None:
-                    await _maybe_await(stop())
-                    break
+    finally:
+        await scheduler.close()
 
 
 def default_middleware(config: Config) -> list[Middleware]:
-    """The per-request log record, then CORS and the Host check from ``llmd.api.web`` when
-    present (outermost first): the record also covers requests those refuse. Innermost, a
-    vanished client cancels its request, and no body over ``max_request_bytes`` is read."""
-    logged = [Middleware(RequestLogMiddleware, debug=config.debug)]
-    guards: list[Middleware] = []
-    if importlib.util.find_spec("llmd.api.web") is not None:
-        from llmd.api import web
-
-        guards = web.middleware(config)
+    """The per-request log record, then CORS and the Host check (outermost first): the record
+    also covers requests those refuse. Innermost, a vanished client cancels its request, and no
+    body over ``max_request_bytes`` is read."""
     return [
-        *logged,
-        *guards,
+        Middleware(RequestLogMiddleware, debug=config.debug),
+        *web.middleware(config),
         Middleware(CancelOnDisconnectMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes),
     ]
@@ -186,9 +154,8 @@ def apply_config(app: Starlette, config: Config) -> None:
     app.state.config = config
     app.state.llmd = dataclasses.replace(app.state.llmd, config=config)
     app.state.metrics.enabled = config.metrics
-    scheduler = app.state.scheduler
-    if scheduler is not None and hasattr(scheduler, "reconfigure"):
-        scheduler.reconfigure(config)
+    if app.state.scheduler is not None:
+        app.state.scheduler.reconfigure(config)
     # Middleware is built from these specs on the next request once the stack is dropped;
     # requests in flight finish on the old one.
     fresh = {m.cls: m for m in default_middleware(config)}
@@ -218,7 +185,7 @@ def build_server_app(
     # requests-in-flight counts per key (and it reads the policy from app.state.config anyway).
     middleware = [*middleware, Middleware(AuthMiddleware, keys=keys, config=config)]
     metrics = Metrics(config.metrics)
-    scheduler = make_scheduler(config, store, metrics)
+    scheduler = Scheduler(config, metrics=metrics)
     provisioner = Provisioner(config, store, scheduler) if config.declared_models else None
     state = AppState(config=config, store=store, scheduler=scheduler, metrics=metrics, keys=keys,
                      not_ready=provisioner.not_ready if provisioner else lambda: None)

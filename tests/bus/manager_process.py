@@ -38,9 +38,8 @@ async def main(models: Path) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        if hasattr(scheduler, "start"):
-            await scheduler.start()
-            stack.push_async_callback(scheduler.close)
+        await scheduler.start()
+        stack.push_async_callback(scheduler.close)
         provisioner = Provisioner(config, store, scheduler) if config.declared_models else None
         service = await stack.enter_async_context(
             export_manager(config, store, scheduler, provisioner=provisioner))

@@ -1,9 +1,9 @@
 """The Starlette application: routes from the API modules, one error table, state passed in.
 
-Plugging in: an API module exposes ``routes: list[BaseRoute]`` and is listed in ROUTE_MODULES
-(missing modules are skipped, so the app works while they are being written); middleware
-(CORS, Host check) is passed to ``build_app``. Handlers read ``request.app.state.config``,
-``.store``, ``.scheduler``, ``.metrics`` and ``.traffic``; nothing is a module global.
+Plugging in: an API module exposes ``routes: list[BaseRoute]`` and is listed in ROUTE_MODULES;
+middleware (CORS, Host check) is passed to ``build_app``. Handlers read
+``request.app.state.config``, ``.store``, ``.scheduler``, ``.metrics`` and ``.traffic``; nothing is
+a module global.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,6 +27,9 @@ from llmd.config import Config
 from llmd.metrics import Metrics
 from llmd.store import Store
 from llmd.system.traffic import Traffic, TrafficMiddleware
+
+if TYPE_CHECKING:
+    from llmd.scheduler import Scheduler
 
 # Order matters only where paths overlap; none of these do.
 ROUTE_MODULES: tuple[str, ...] = (
@@ -50,7 +52,7 @@ class AppState:
 
     config: Config
     store: Store
-    scheduler: Any = None  # llmd.scheduler.Scheduler once it exists; None serves the store alone
+    scheduler: Scheduler | None = None  # None serves the store alone (the routes' own tests)
     keys: Any = None  # llmd.keys.KeyStore, read by the auth middleware and the bus
     metrics: Metrics | None = None  # None: the scheduler's, else a fresh one
     traffic: Traffic = field(default_factory=Traffic)
@@ -73,16 +75,8 @@ BASE_ROUTES: list[BaseRoute] = [
 
 
 def module_routes(names: Sequence[str] = ROUTE_MODULES) -> list[BaseRoute]:
-    """The ``routes`` of each API module that is installed.
-
-    ``find_spec`` decides presence, so an ImportError inside a module that exists still surfaces.
-    """
-    out: list[BaseRoute] = []
-    for name in names:
-        if importlib.util.find_spec(name) is None:
-            continue
-        out.extend(importlib.import_module(name).routes)
-    return out
+    """The ``routes`` of each named API module, in order."""
+    return [route for name in names for route in importlib.import_module(name).routes]
 
 
 def build_app(

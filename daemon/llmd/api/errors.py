@@ -29,7 +29,6 @@ from llmd.errors import (
     NotFound,
     QueueFull,
     RegistryAuthError,
-    RequestCanceled,
     Unauthorized,
     RequestTooLarge,
 )
@@ -45,7 +44,6 @@ STATUS: dict[type[LlmdError], int] = {
     NotFound: 404,
     KeyBusy: 429,
     RequestTooLarge: 413,
-    RequestCanceled: 499,  # nginx's "client closed request", which Ollama uses too
     InsufficientMemory: 500,
     QueueFull: 503,
     ModelCoolingDown: 503,

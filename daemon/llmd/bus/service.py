@@ -56,6 +56,8 @@ from llmd.runner.request import LoadOptions
 from llmd.store.transfer import Target, Transfers
 
 if TYPE_CHECKING:
+    from llmd import scheduler as residency
+    from llmd.provision import Provisioner
     from llmd.store import ModelName, Store
 
 log = logging.getLogger(__name__)
@@ -98,23 +100,23 @@ class ManagerService(Manager1):
         self,
         config: Config,
         store: Store,
-        scheduler: Any,
+        scheduler: residency.Scheduler,
         *,
         reload: Reload | None = None,
         keys: KeyStore | None = None,
-        provisioner: Any = None,
+        provisioner: Provisioner | None = None,
     ) -> None:
         super().__init__()
         self._config = config
         self._store = store
         self._keys = keys if keys is not None else KeyStore(config.api_keys_path)
-        self._provisioner = provisioner  # llmd.provision.Provisioner when models: is a list
+        self._provisioner = provisioner  # when models: is a list
         self._transfers: Transfers | None = None
         self._scheduler = scheduler
         self._reload = reload
         self._started_at = int(time.time())
         self._bus: SdBus | None = None
-        self._running: list[Any] = []  # the last look at scheduler.running()
+        self._running: list[residency.RunningModel] = []  # the last look at scheduler.running()
         self._announced: set[str] = set()
         self._last_expiry: dict[str, int] = {}
 
@@ -134,18 +136,17 @@ class ManagerService(Manager1):
 
     @dbus_property_async_override()
     def queue_depth(self) -> int:
-        return int(getattr(self._scheduler, "queue_depth", 0) or 0)
+        return self._scheduler.queue_depth
 
     @dbus_property_async_override()
     def memory_budget(self) -> int:
-        return int(getattr(self._scheduler, "memory_budget", 0) or 0)
+        return self._scheduler.memory_budget
 
     @dbus_property_async_override()
     def failed_models(self) -> list[FailedModel]:
-        failed = getattr(self._scheduler, "failed", None)
         return [
             (f.name, int(f.failures), _unix_seconds(f.retry_at), f.status)
-            for f in (failed() if failed is not None else [])
+            for f in self._scheduler.failed()
         ]
 
     @dbus_property_async_override()
@@ -158,7 +159,7 @@ class ManagerService(Manager1):
 
     @dbus_property_async_override()
     def declared_models(self) -> list[DeclaredModel]:
-        declared = getattr(self._provisioner, "models", [])
+        declared = self._provisioner.models if self._provisioner is not None else []
         return [(d.model.reference, d.state, d.problem) for d in declared]
 
     # --- reading methods ----------------------------------------------------------------
@@ -185,9 +186,7 @@ class ManagerService(Manager1):
             await self._authorize(f"loading {name}")
             model = await self._store.get(_parse_name(name))
             seconds = self._keep_alive(keep_alive)
-            await _resolve(
-                self._scheduler.load(model, self._load_options(model), seconds, retry_now=True)
-            )
+            await self._scheduler.load(model, self._load_options(model), seconds, retry_now=True)
             await self._refresh()
             self._announce_loaded(model.name.short)
 
@@ -196,7 +195,7 @@ class ManagerService(Manager1):
         with reported_on_bus():
             await self._authorize(f"unloading {name}")
             model = await self._store.get(_parse_name(name))
-            if not await _resolve(self._scheduler.unload(model)):
+            if not await self._scheduler.unload(model):
                 raise ModelNotFound(f'couldn\'t find model "{name}" to stop')
             await self._refresh()
             self._announce_unloaded(model.name.short, "requested")
@@ -207,7 +206,7 @@ class ManagerService(Manager1):
             await self._authorize(f"deleting {name}")
             model_name = _parse_name(name)
             model = await self._store.get(model_name)
-            if await _resolve(self._scheduler.unload(model)):
+            if await self._scheduler.unload(model):
                 await self._refresh()
                 self._announce_unloaded(model.name.short, "deleted")
             await self._store.delete(model_name)
@@ -242,9 +241,7 @@ class ManagerService(Manager1):
                 config = await _resolve(self._reload())
             else:
                 config = await asyncio.to_thread(load_config)
-                reconfigure = getattr(self._scheduler, "reconfigure", None)
-                if reconfigure is not None:
-                    await _resolve(reconfigure(config))
+                self._scheduler.reconfigure(config)
             self._config = config
             self.config_reloaded.emit(None)
 
@@ -308,8 +305,7 @@ class ManagerService(Manager1):
         ).load
 
     async def _refresh(self) -> None:
-        running = getattr(self._scheduler, "running", None)
-        self._running = list(await _resolve(running())) if running is not None else []
+        self._running = self._scheduler.running()
 
     def _running_rows(self) -> list[RunningModel]:
         return [
@@ -359,11 +355,11 @@ class ManagerService(Manager1):
 async def export_manager(
     config: Config,
     store: Store,
-    scheduler: Any,
+    scheduler: residency.Scheduler,
     *,
     reload: Reload | None = None,
     keys: KeyStore | None = None,
-    provisioner: Any = None,
+    provisioner: Provisioner | None = None,
     open_bus: Callable[[], SdBus] = sd_bus_open_system,
 ) -> AsyncIterator[ManagerService | None]:
     """Own ``org.llmd.Manager1`` on the system bus for the duration of the block."""
@@ -385,13 +381,12 @@ async def export_manager(
     # Keep the handle: an exported object nobody references is garbage-collected and calls
     # then fail with "Unknown object".
     handle = service.export_to_dbus(OBJECT_PATH, bus)
-    watcher = asyncio.create_task(service.watch(), name="llmd-bus-watch") if scheduler else None
+    watcher = asyncio.create_task(service.watch(), name="llmd-bus-watch")
     try:
         yield service
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         handle.stop()
         bus.close()
