@@ -46,3 +46,9 @@ def test_without_stop_strings_text_flows_through_at_once() -> None:
     stream = TextStream(())
     assert stream.push(b"abc") == "abc"
     assert stream.flush() == ""
+
+
+def test_the_longest_tail_that_could_start_any_stop_string_is_held() -> None:
+    stream = TextStream(("|>", "<|end|>"))  # "|" could start the first, "<|" the second
+    assert stream.push(b"say <|") == "say "
+    assert stream.push(b"x") == "<|x"

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from llmd.api.gojson import field, type_error
 from llmd.config import parse_keep_alive
 from llmd.errors import InvalidRequest
 from llmd.inference.values import (
@@ -27,35 +28,7 @@ from llmd.inference.values import (
     ToolCall,
 )
 
-_JSON_KIND = {bool: "bool", str: "string", list: "array", dict: "object", type(None): "null"}
-_GO_TYPE = {str: "string", bool: "bool", int: "int", float: "float64", dict: "map[string]interface {}",
-            list: "[]interface {}"}
 THINK_LEVELS = ("high", "medium", "low", "max")
-
-
-def _kind(value: object) -> str:
-    return _JSON_KIND.get(type(value), "number")
-
-
-def _type_error(value: object, where: str, want: type) -> InvalidRequest:
-    return InvalidRequest(
-        f"json: cannot unmarshal {_kind(value)} into Go struct field {where} of type {_GO_TYPE[want]}"
-    )
-
-
-def _get(body: Mapping[str, Any], key: str, want: type, where: str) -> Any:
-    """``body[key]`` when present and of JSON type ``want``; None when absent or null."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if want is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    ok = isinstance(value, (int, float) if want is float else want) and not (
-        isinstance(value, bool) and want is not bool
-    )
-    if not ok:
-        raise _type_error(value, f"{where}.{key}", want)
-    return value
 
 
 def _lower_keys(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,15 +70,11 @@ def _keep_alive(value: object) -> float | None:
         raise InvalidRequest(str(exc)) from None
 
 
-def _images(value: object, where: str) -> tuple[bytes, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _type_error(value, where, list)
+def _images(body: Mapping[str, Any], where: str) -> tuple[bytes, ...]:
     out = []
-    for item in value:
+    for item in field(body, "images", list, where) or ():
         if not isinstance(item, str):
-            raise InvalidRequest(f"json: cannot unmarshal {_kind(item)} into Go struct field {where} of type string")
+            raise type_error(item, f"{where}.images", "string")
         try:
             out.append(base64.b64decode(item, validate=True))
         except (binascii.Error, ValueError):
@@ -114,45 +83,43 @@ def _images(value: object, where: str) -> tuple[bytes, ...]:
 
 
 def _sampling(body: Mapping[str, Any], where: str) -> Sampling:
-    top = _get(body, "top_logprobs", int, where) or 0
+    top = field(body, "top_logprobs", int, where) or 0
     if not 0 <= top <= 20:
         raise InvalidRequest("top_logprobs must be between 0 and 20")
-    truncate = _get(body, "truncate", bool, where)
-    shift = _get(body, "shift", bool, where)
+    truncate = field(body, "truncate", bool, where)
+    shift = field(body, "shift", bool, where)
     return Sampling(
-        options=_get(body, "options", dict, where) or {},
+        options=field(body, "options", dict, where) or {},
         keep_alive=_keep_alive(body.get("keep_alive")),
         format=parse_format(body.get("format")),
         think=parse_think(body.get("think")),
         truncate=True if truncate is None else truncate,
         shift=True if shift is None else shift,
-        logprobs=bool(_get(body, "logprobs", bool, where)),
+        logprobs=bool(field(body, "logprobs", bool, where)),
         top_logprobs=top,
     )
 
 
 def _stream(body: Mapping[str, Any], where: str) -> bool:
-    value = _get(body, "stream", bool, where)
+    value = field(body, "stream", bool, where)
     return True if value is None else value
 
 
 def parse_generate(body: Mapping[str, Any]) -> GenerateRequest:
     where = "GenerateRequest"
-    context = _get(body, "context", list, where) or []
+    context = field(body, "context", list, where) or []
     if not all(isinstance(t, int) and not isinstance(t, bool) for t in context):
-        raise InvalidRequest(
-            f"json: cannot unmarshal {_kind(next(t for t in context if not isinstance(t, int) or isinstance(t, bool)))}"
-            f" into Go struct field {where}.context of type int"
-        )
+        bad = next(t for t in context if not isinstance(t, int) or isinstance(t, bool))
+        raise type_error(bad, f"{where}.context", "int")
     request = GenerateRequest(
-        model=_get(body, "model", str, where) or "",
-        prompt=_get(body, "prompt", str, where) or "",
-        suffix=_get(body, "suffix", str, where) or "",
-        system=_get(body, "system", str, where),
-        template=_get(body, "template", str, where),
+        model=field(body, "model", str, where) or "",
+        prompt=field(body, "prompt", str, where) or "",
+        suffix=field(body, "suffix", str, where) or "",
+        system=field(body, "system", str, where),
+        template=field(body, "template", str, where),
         context=tuple(context),
-        raw=bool(_get(body, "raw", bool, where)),
-        images=_images(body.get("images"), f"{where}.images"),
+        raw=bool(field(body, "raw", bool, where)),
+        images=_images(body, where),
         stream=_stream(body, where),
         params=_sampling(body, where),
     )
@@ -164,9 +131,9 @@ def parse_generate(body: Mapping[str, Any]) -> GenerateRequest:
 def _tool_call(value: object, index: int) -> ToolCall:
     where = "ChatRequest.messages.tool_calls"
     if not isinstance(value, dict):
-        raise _type_error(value, where, dict)
+        raise type_error(value, where, "map[string]interface {}")
     call = _lower_keys(value)
-    function = _lower_keys(_get(call, "function", dict, where) or {})
+    function = _lower_keys(field(call, "function", dict, where) or {})
     arguments = function.get("arguments")
     if isinstance(arguments, str):  # OpenAI sends a JSON string; Ollama clients an object
         try:
@@ -177,11 +144,11 @@ def _tool_call(value: object, index: int) -> ToolCall:
         arguments = {}
     if not isinstance(arguments, dict):
         raise InvalidRequest("tool call arguments must be a JSON object")
-    explicit = _get(function, "index", int, f"{where}.function")
+    explicit = field(function, "index", int, f"{where}.function")
     return ToolCall(
-        name=_get(function, "name", str, f"{where}.function") or "",
+        name=field(function, "name", str, f"{where}.function") or "",
         arguments=arguments,
-        id=_get(call, "id", str, where) or "",
+        id=field(call, "id", str, where) or "",
         index=index if explicit is None else explicit,
     )
 
@@ -189,51 +156,47 @@ def _tool_call(value: object, index: int) -> ToolCall:
 def parse_message(value: object) -> Message:
     where = "ChatRequest.messages"
     if not isinstance(value, dict):
-        raise InvalidRequest(
-            f"json: cannot unmarshal {_kind(value)} into Go struct field {where} of type api.Message"
-        )
+        raise type_error(value, where, "api.Message")
     fields = _lower_keys(value)
-    calls = _get(fields, "tool_calls", list, where) or []
+    calls = field(fields, "tool_calls", list, where) or []
     return Message(
-        role=(_get(fields, "role", str, where) or "").lower(),
-        content=_get(fields, "content", str, where) or "",
-        thinking=_get(fields, "thinking", str, where) or "",
-        images=_images(fields.get("images"), f"{where}.images"),
+        role=(field(fields, "role", str, where) or "").lower(),
+        content=field(fields, "content", str, where) or "",
+        thinking=field(fields, "thinking", str, where) or "",
+        images=_images(fields, where),
         tool_calls=tuple(_tool_call(c, i) for i, c in enumerate(calls)),
-        tool_name=_get(fields, "tool_name", str, where) or "",
-        tool_call_id=_get(fields, "tool_call_id", str, where) or "",
+        tool_name=field(fields, "tool_name", str, where) or "",
+        tool_call_id=field(fields, "tool_call_id", str, where) or "",
     )
 
 
 def parse_tool(value: object) -> Tool:
     where = "ChatRequest.tools"
     if not isinstance(value, dict):
-        raise InvalidRequest(
-            f"json: cannot unmarshal {_kind(value)} into Go struct field {where} of type api.Tool"
-        )
+        raise type_error(value, where, "api.Tool")
     fields = _lower_keys(value)
-    function = _get(fields, "function", dict, where) or {}
+    function = field(fields, "function", dict, where) or {}
     if not isinstance(function.get("name", ""), str):
-        raise _type_error(function["name"], f"{where}.function.name", str)
-    return Tool(type=_get(fields, "type", str, where) or "function", function=function)
+        raise type_error(function["name"], f"{where}.function.name", "string")
+    return Tool(type=field(fields, "type", str, where) or "function", function=function)
 
 
 def parse_chat(body: Mapping[str, Any]) -> ChatRequest:
     where = "ChatRequest"
-    model = _get(body, "model", str, where) or ""
+    model = field(body, "model", str, where) or ""
     if not model:
         raise InvalidRequest("model is required")
     return ChatRequest(
         model=model,
-        messages=tuple(parse_message(m) for m in _get(body, "messages", list, where) or []),
-        tools=tuple(parse_tool(t) for t in _get(body, "tools", list, where) or []),
+        messages=tuple(parse_message(m) for m in field(body, "messages", list, where) or []),
+        tools=tuple(parse_tool(t) for t in field(body, "tools", list, where) or []),
         stream=_stream(body, where),
         params=_sampling(body, where),
     )
 
 
 def _required_model(body: Mapping[str, Any], where: str) -> str:
-    model = _get(body, "model", str, where) or ""
+    model = field(body, "model", str, where) or ""
     if not model:
         raise InvalidRequest("model is required")
     return model
@@ -251,8 +214,8 @@ def parse_embed(body: Mapping[str, Any]) -> EmbedRequest:
         inputs = ()
     else:
         raise InvalidRequest("invalid input type")
-    truncate = _get(body, "truncate", bool, where)
-    dimensions = _get(body, "dimensions", int, where) or 0
+    truncate = field(body, "truncate", bool, where)
+    dimensions = field(body, "dimensions", int, where) or 0
     if dimensions < 0:
         raise InvalidRequest("dimensions must be a positive number")
     return EmbedRequest(
@@ -260,7 +223,7 @@ def parse_embed(body: Mapping[str, Any]) -> EmbedRequest:
         inputs=inputs,
         truncate=True if truncate is None else truncate,
         dimensions=dimensions,
-        options=_get(body, "options", dict, where) or {},
+        options=field(body, "options", dict, where) or {},
         keep_alive=_keep_alive(body.get("keep_alive")),
     )
 
@@ -269,10 +232,10 @@ def parse_embeddings(body: Mapping[str, Any]) -> EmbedRequest:
     """The legacy /api/embeddings body: one ``prompt``, answered with one raw vector."""
     where = "EmbeddingRequest"
     model = _required_model(body, where)
-    prompt = _get(body, "prompt", str, where) or ""
+    prompt = field(body, "prompt", str, where) or ""
     return EmbedRequest(
         model=model,
         inputs=(prompt,) if prompt else (),
-        options=_get(body, "options", dict, where) or {},
+        options=field(body, "options", dict, where) or {},
         keep_alive=_keep_alive(body.get("keep_alive")),
     )

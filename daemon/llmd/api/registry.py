@@ -21,8 +21,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llmd.api.errors import read_json
+from llmd.api.gojson import field
 from llmd.api.streaming import Event, ndjson_response
-from llmd.errors import CorruptBlobs, InvalidModelName, InvalidRequest
+from llmd.errors import CorruptBlobs, InvalidModelName
 from llmd.store import ModelName, Store
 from llmd.store.registry import Credentials
 from llmd.store.transfer import Target, Transfers, short
@@ -40,37 +41,27 @@ class VerifyBody:
     stream: bool = True
 
 
-def _typed(body: Mapping[str, Any], key: str, want: type, go_type: str, struct: str) -> Any:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-        kind = {bool: "bool", str: "string", list: "array", dict: "object"}.get(type(value), "number")
-        raise InvalidRequest(f"json: cannot unmarshal {kind} into Go struct field {struct}.{key} of type {go_type}")
-    return value
-
-
 def parse_transfer(body: Mapping[str, Any], struct: str) -> TransferBody:
     # both type-checked, as Go decodes every field before cmp.Or picks one
-    model, name = _typed(body, "model", str, "string", struct), _typed(body, "name", str, "string", struct)
+    model, name = field(body, "model", str, struct), field(body, "name", str, struct)
     text = model or name or ""
     if not text:
         raise InvalidModelName("invalid model name")
-    username = _typed(body, "username", str, "string", struct) or ""
-    password = _typed(body, "password", str, "string", struct) or ""
+    username = field(body, "username", str, struct) or ""
+    password = field(body, "password", str, struct) or ""
     credentials = Credentials(username, password) if username or password else None
     target = Target.parse(
-        text, insecure=bool(_typed(body, "insecure", bool, "bool", struct)), credentials=credentials
+        text, insecure=bool(field(body, "insecure", bool, struct)), credentials=credentials
     )
-    stream = _typed(body, "stream", bool, "bool", struct)
+    stream = field(body, "stream", bool, struct)
     return TransferBody(target, True if stream is None else stream)
 
 
 def parse_verify(body: Mapping[str, Any]) -> VerifyBody:
-    model = _typed(body, "model", str, "string", "VerifyRequest")
-    name = _typed(body, "name", str, "string", "VerifyRequest")
+    model = field(body, "model", str, "VerifyRequest")
+    name = field(body, "name", str, "VerifyRequest")
     text = model or name
-    stream = _typed(body, "stream", bool, "bool", "VerifyRequest")
+    stream = field(body, "stream", bool, "VerifyRequest")
     return VerifyBody(ModelName.parse(text) if text else None, True if stream is None else stream)
 
 

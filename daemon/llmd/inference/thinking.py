@@ -11,16 +11,10 @@ the tag puts the parser past it from the start (``opens_thinking``).
 
 from __future__ import annotations
 
+from llmd.holdback import partial_suffix
+
 OPENING = "<think>"
 CLOSING = "</think>"
-
-
-def _partial_suffix(text: str, tag: str) -> int:
-    """How many trailing characters of ``text`` could begin ``tag``."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-n:]):
-            return n
-    return 0
 
 
 def opens_thinking(prompt: str, opening: str = OPENING) -> bool:
@@ -63,7 +57,7 @@ class ThinkingParser:
                 self._buffer = self._buffer[end + len(self.closing):].lstrip()
                 self._state = "answer"
             else:
-                keep = 0 if final else _partial_suffix(self._buffer, self.closing)
+                keep = 0 if final else partial_suffix(self._buffer, self.closing)
                 thinking = self._buffer[: len(self._buffer) - keep]
                 self._buffer = self._buffer[len(self._buffer) - keep:]
                 return thinking, ""

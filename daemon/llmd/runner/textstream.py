@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 
+from llmd.holdback import partial_suffix
+
 
 class TextStream:
     def __init__(self, stops: Sequence[str]) -> None:
@@ -34,21 +36,10 @@ class TextStream:
             self.stopped = True
             out, self._held = self._held[:first], ""
             return out
-        keep = self._partial_stop_length()
+        keep = max(partial_suffix(self._held, stop) for stop in self._stops)
         cut = len(self._held) - keep
         out, self._held = self._held[:cut], self._held[cut:]
         return out
-
-    def _partial_stop_length(self) -> int:
-        """Length of the longest tail of the held text that starts some stop string."""
-        held = self._held
-        best = 0
-        for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(held)), best, -1):
-                if held.endswith(stop[:n]):
-                    best = n
-                    break
-        return best
 
     def flush(self) -> str:
         """The generation ended without a stop string: everything held is real output."""

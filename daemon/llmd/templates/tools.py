@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+from llmd.holdback import partial_suffix
 from llmd.templates.gotemplate import compile_go
 from llmd.templates.messages import ToolCall
 
@@ -221,11 +222,8 @@ class ToolCallParser:
             at = buf.find(self.opening)
             if at >= 0:
                 spots.append(at)
-            elif not final:
-                for n in range(min(len(self.opening) - 1, len(buf)), 0, -1):
-                    if self.opening.startswith(buf[-n:]):
-                        spots.append(len(buf) - n)
-                        break
+            elif not final and (n := partial_suffix(buf, self.opening)):
+                spots.append(len(buf) - n)
         return min(spots) if spots else None
 
     def _step(self, final: bool) -> Step:
