@@ -175,3 +175,14 @@ def test_blob_with_the_wrong_digest_is_400_and_nothing_is_kept(client: TestClien
     assert client.head(f"/api/blobs/{digest}").status_code == 404
     blobs = tmp_path / "blobs"
     assert not blobs.exists() or list(blobs.iterdir()) == []
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    (b"[1]", "array"), (b'"x"', "string"), (b"true", "bool"), (b"null", "null"), (b"3", "number"),
+])
+def test_a_body_that_is_not_an_object_is_refused_in_gos_words(
+    client: TestClient, body: bytes, kind: str
+) -> None:
+    r = client.post("/api/show", content=body)
+    assert r.status_code == 400
+    assert r.json() == {"error": f"json: cannot unmarshal {kind} into Go value of type object"}

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from llmd.api import gojson
 from llmd.errors import (
     AccessDenied,
     InsufficientMemory,
@@ -215,8 +216,5 @@ async def read_json(request: Request) -> dict[str, Any]:
     except RecursionError:
         raise InvalidRequest("json: exceeded max depth") from None
     if not isinstance(data, dict):
-        kind = {list: "array", str: "string", bool: "bool", type(None): "null"}.get(
-            type(data), "number"
-        )
-        raise InvalidRequest(f"json: cannot unmarshal {kind} into Go value of type object")
+        raise InvalidRequest(f"json: cannot unmarshal {gojson.kind(data)} into Go value of type object")
     return {str(key).lower(): value for key, value in data.items()}

@@ -20,10 +20,16 @@ _GO_TYPE = {str: "string", bool: "bool", int: "int", float: "float64",
             dict: "map[string]interface {}", list: "[]interface {}"}
 
 
+def kind(value: object) -> str:
+    """The JSON kind Go's errors name for a decoded value."""
+    return _KIND.get(type(value), "number")
+
+
 def type_error(value: object, where: str, go_type: str) -> InvalidRequest:
     """``where`` is the dotted Go field, e.g. ``ChatRequest.messages.images``."""
-    kind = _KIND.get(type(value), "number")
-    return InvalidRequest(f"json: cannot unmarshal {kind} into Go struct field {where} of type {go_type}")
+    return InvalidRequest(
+        f"json: cannot unmarshal {kind(value)} into Go struct field {where} of type {go_type}"
+    )
 
 
 def field(
