@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import SimpleNamespace
 
@@ -86,3 +87,21 @@ async def test_error_replies_and_crashes_are_recorded_with_their_status(caplog: 
         ("POST /api/show", 404), ("GET /boom", 500)]
     ids = {r.REQUEST_ID for r in _records(caplog)}  # type: ignore[attr-defined]
     assert len(ids) == 2
+
+
+async def test_a_request_cancelled_before_any_response_is_recorded_as_499(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def hung_up(scope, receive, send):  # type: ignore[no-untyped-def]
+        # what the disconnect middleware does to a request whose client went away
+        raise asyncio.CancelledError
+
+    async def nothing(message):  # type: ignore[no-untyped-def]
+        raise AssertionError("a cancelled request sends nothing")
+
+    scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": [],
+             "client": ("127.0.0.1", 5555)}
+    with caplog.at_level(logging.INFO, logger="llmd.request"), pytest.raises(asyncio.CancelledError):
+        await RequestLogMiddleware(hung_up)(scope, nothing, nothing)
+    [record] = _records(caplog)
+    assert (record.__dict__["ENDPOINT"], record.__dict__["STATUS"]) == ("POST /api/chat", 499)

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmd import metrics as m
 from llmd.errors import InvalidModelName
@@ -77,19 +77,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 499  # the client went away before any response, as the request log says
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        status = requestlog.SentStatus(send)
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, status.send)
         except Exception:
-            status = 500 if status == 499 else status
+            status.crashed()
             raise
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.request(route, _model(scope), status, time.perf_counter() - started)
+            self.metrics.request(route, _model(scope), status.code, time.perf_counter() - started)

@@ -83,6 +83,27 @@ def _debug(scope: Scope, default: int) -> int:
     return int(getattr(config, "debug", default))
 
 
+class SentStatus:
+    """The status a response went out with, watched on its way to ``send``.
+
+    499 (nginx's "client closed request", as Ollama logs a vanished client) until a response
+    starts; a crash before that is 500, as uvicorn answers it. The metrics count the same.
+    """
+
+    def __init__(self, send: Send) -> None:
+        self.code = 499
+        self._send = send
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.code = int(message["status"])
+        await self._send(message)
+
+    def crashed(self) -> None:
+        if self.code == 499:  # cancellation, a BaseException, never gets here: it keeps 499
+            self.code = 500
+
+
 class RequestLogMiddleware:
     def __init__(self, app: ASGIApp, debug: int = 0) -> None:
         self.app = app
@@ -96,26 +117,18 @@ class RequestLogMiddleware:
         request_id = uuid.uuid4().hex[:16]
         state: dict[str, Any] = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id
-        status = 499  # nginx's "client closed request", as Ollama logs a vanished client
-
-        async def send_and_watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        status = SentStatus(send)
         try:
-            await self.app(scope, receive, send_and_watch)
+            await self.app(scope, receive, status.send)
         except Exception:
-            # a crash before the response started; uvicorn answers 500 (cancellation keeps 499)
-            status = 500 if status == 499 else status
+            status.crashed()
             raise
         finally:
             fields: dict[str, Any] = {
                 "MESSAGE_ID": messages.REQUEST,
                 "REQUEST_ID": request_id,
                 "ENDPOINT": f"{scope.get('method', '')} {scope.get('path', '')}",
-                "STATUS": status,
+                "STATUS": status.code,
                 "CLIENT": _client(scope),
                 "DURATION_MS": round((time.monotonic() - started) * 1000, 3),
             }
