@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
-from llmd.store.blobs import CHUNK, fsync_dir, temp_path
+from llmd.store.blobs import CHUNK, file_digest, fsync_dir, temp_path
 from llmd.store.digest import parse_digest
 from llmd.store.manifest import Manifest, iter_manifests
 from llmd.store.names import ModelName
@@ -178,11 +178,7 @@ def prepare_partial(data: Path, state: Path, total: int) -> list[Part]:
 
 def finish_partial(data: Path, state: Path, final: Path, digest: str) -> None:
     """Hash the partial file; rename it into place if it matches, else remove it and raise."""
-    hasher = hashlib.sha256()
-    with open(data, "rb") as f:
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
-    actual = f"sha256:{hasher.hexdigest()}"
+    actual = file_digest(data)
     if actual != digest:
         data.unlink(missing_ok=True)
         state.unlink(missing_ok=True)
@@ -446,11 +442,7 @@ async def _read_blob(path: Path, sent: list[int]) -> AsyncIterator[bytes]:
 
 
 def _hash_matches(path: Path, digest: str) -> bool:
-    hasher = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                hasher.update(chunk)
+        return file_digest(path) == digest
     except FileNotFoundError:
         return False
-    return f"sha256:{hasher.hexdigest()}" == digest
