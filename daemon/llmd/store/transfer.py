@@ -33,7 +33,7 @@ from pathlib import Path
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
 from llmd.store.blobs import CHUNK, file_digest, fsync_dir, temp_path
 from llmd.store.digest import parse_digest
-from llmd.store.manifest import Manifest, iter_manifests
+from llmd.store.manifest import Manifest
 from llmd.store.names import ModelName
 from llmd.store.progress import Progress
 from llmd.store.registry import (
@@ -78,13 +78,6 @@ class Target:
     def client(self, *, push: bool = False) -> RegistryClient:
         repo = Repository.for_name(self.name, insecure=self.insecure)
         return RegistryClient(repo, credentials=self.credentials, push=push)
-
-
-@dataclass(frozen=True, slots=True)
-class BlobCheck:
-    digest: str
-    size: int
-    ok: bool
 
 
 def short(digest: str) -> str:
@@ -403,33 +396,6 @@ class Transfers:
             await client.put_manifest(target.name.tag, data, media_type)
         yield Progress("success")
 
-    # --- verify ----------------------------------------------------------------------------------
-
-    async def verify(self, name: ModelName | None) -> AsyncIterator[BlobCheck]:
-        """Hash every blob of ``name`` (or of every model) again; ModelNotFound for an unknown name."""
-        digests = await asyncio.to_thread(self._digests, name)
-        for digest, size in sorted(digests.items()):
-            ok = await asyncio.to_thread(_hash_matches, self.store.blob_path(digest), digest)
-            yield BlobCheck(digest, size, ok)
-
-    def _digests(self, name: ModelName | None) -> dict[str, int]:
-        key = name.casefold_key() if name else None
-        out: dict[str, int] = {}
-        matched = False
-        for found, path in iter_manifests(self.store.root):
-            if key is not None and found.casefold_key() != key:
-                continue
-            matched = True
-            try:
-                manifest = Manifest.from_bytes(path.read_bytes())
-            except (OSError, ValueError, LlmdError):
-                continue
-            for layer in (*manifest.layers, manifest.config):
-                out[layer.digest] = layer.size
-        if name is not None and not matched:
-            raise ModelNotFound(f"model '{name.short}' not found")
-        return out
-
 
 async def _read_blob(path: Path, sent: list[int]) -> AsyncIterator[bytes]:
     f = await asyncio.to_thread(open, path, "rb")
@@ -439,10 +405,3 @@ async def _read_blob(path: Path, sent: list[int]) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()
-
-
-def _hash_matches(path: Path, digest: str) -> bool:
-    try:
-        return file_digest(path) == digest
-    except FileNotFoundError:
-        return False
