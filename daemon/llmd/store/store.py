@@ -184,19 +184,31 @@ class Store:
         """Every usable model, newest first; unusable manifests are skipped with a log line."""
         return await asyncio.to_thread(self._list)
 
-    def _get(self, name: ModelName) -> Model:
+    def _get(self, name: ModelName) -> tuple[Model, Path]:
         found = self._find(name)
         if found is None:
             raise ModelNotFound(f"model '{name.short}' not found")
         try:
-            return self._read(*found)
+            return self._read(*found), found[1]
         except BrokenManifest as exc:
             log.warning("unusable manifest", extra={"model": name.short, "reason": str(exc)})
             raise ModelNotFound(f"model '{name.short}' not found") from None
 
     async def get(self, name: ModelName) -> Model:
         """The model named (case-insensitively); ModelNotFound."""
-        return await asyncio.to_thread(self._get, name)
+        model, _ = await asyncio.to_thread(self._get, name)
+        return model
+
+    async def manifest_bytes(self, name: ModelName) -> bytes:
+        """The manifest of the model ``get`` finds, as written: what a push sends; ModelNotFound."""
+        return await asyncio.to_thread(self._manifest_bytes, name)
+
+    def _manifest_bytes(self, name: ModelName) -> bytes:
+        _, path = self._get(name)
+        try:
+            return path.read_bytes()
+        except OSError:
+            raise ModelNotFound(f"model '{name.short}' not found") from None
 
     # --- changing --------------------------------------------------------------------------------
 

@@ -365,12 +365,10 @@ class Transfers:
     async def push(self, target: Target) -> AsyncIterator[Progress]:
         """Ollama's PushModel: each layer not already there, then the manifest; raises LlmdError."""
         yield Progress("retrieving manifest")
-        model = await self.store.get(target.name)
-        path = model.name.manifest_path(self.store.root)
+        data = await self.store.manifest_bytes(target.name)
         try:
-            data = await asyncio.to_thread(path.read_bytes)
             manifest = Manifest.from_bytes(data)
-        except (OSError, ValueError):
+        except ValueError:
             raise ModelNotFound(f"model '{target.name.short}' not found") from None
         media_type = json.loads(data).get("mediaType") or DOCKER_MANIFEST
         async with target.client(push=True) as client:
