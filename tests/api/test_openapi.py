@@ -40,7 +40,7 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("delete", "/api/delete"): schemas.parse_delete,
     ("post", "/api/pull"): lambda body: registry.parse_transfer(body, "PullRequest"),
     ("post", "/api/push"): lambda body: registry.parse_transfer(body, "PushRequest"),
-    ("post", "/api/verify"): registry.parse_verify,
+    ("post", "/api/verify"): schemas.parse_verify,
     ("post", "/v1/chat/completions"): oa.chat_request_from_openai,
     ("post", "/v1/completions"): oa.completion_request_from_openai,
     ("post", "/v1/embeddings"): oa.embed_request_from_openai,

@@ -94,10 +94,10 @@ async def test_verify_finds_a_corrupted_blob_in_the_store(registry: Registry, tm
     _, digests = await publish_raw(registry.host, "test/verify", "v1", {SYSTEM: b"soon corrupt"})
     dest = Store(tmp_path / "models")
     await collect(Transfers(dest).pull(Target.parse(f"{registry.host}/test/verify:v1", insecure=True)))
-    assert all(c.ok for c in await collect(Transfers(dest).verify(None)))
+    assert all(c.ok for c in await collect(dest.check_blobs(None)))
     dest.blob_path(digests[0]).write_bytes(b"soon CORRUPT")
     checks = {c.digest: c.ok for c in await collect(
-        Transfers(dest).verify(ModelName.parse(f"{registry.host}/test/verify:v1")))}
+        dest.check_blobs(ModelName.parse(f"{registry.host}/test/verify:v1")))}
     assert checks == {digests[0]: False, digests[1]: True}
 
 

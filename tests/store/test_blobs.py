@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from llmd.errors import DigestMismatch, InvalidDigest
 from llmd.store import Store, parse_digest
+from llmd.store.blobs import file_digest
 
 
 def _digest(data: bytes) -> str:
@@ -30,6 +31,16 @@ def test_digests_parse_in_both_spellings() -> None:
     for bad in ("sha256:abc", "md5:" + "a" * 64, "sha256:" + "g" * 64, ""):
         with pytest.raises(InvalidDigest, match="^invalid digest format$"):
             parse_digest(bad)
+
+
+def test_file_digest_is_the_sha256_of_the_whole_file(tmp_path: Path) -> None:
+    data = os.urandom(3_000_017)  # more than one read, the last one short
+    (tmp_path / "f").write_bytes(data)
+    assert file_digest(tmp_path / "f") == _digest(data)
+    (tmp_path / "empty").write_bytes(b"")
+    assert file_digest(tmp_path / "empty") == _digest(b"")
+    with pytest.raises(FileNotFoundError):
+        file_digest(tmp_path / "absent")
 
 
 async def test_a_blob_is_written_under_its_digest(tmp_path: Path) -> None:

@@ -1,7 +1,13 @@
-"""Model-management routes: tags, show, create, copy, delete and blobs (Ollama's native API)."""
+"""Model-management routes: tags, show, create, copy, delete and blobs (Ollama's native API).
+
+And llmd's own ``/api/verify {"model"?}``: it hashes the blobs of one model (or of every model)
+again and streams ``{"status": "verifying <12 hex>", "digest", "total", "corrupt"}`` per blob,
+then ``success`` or an error line naming the corrupt blobs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -11,10 +17,11 @@ from starlette.routing import BaseRoute, Route
 from llmd.api.errors import OllamaJSONResponse, read_json
 from llmd.api.limits import declared_length
 from llmd.api.render import format_parameters, rfc3339, trim_arrays
-from llmd.api.schemas import parse_copy, parse_create, parse_delete, parse_show
-from llmd.api.streaming import ndjson_response, status_events
-from llmd.errors import BlobNotFound, ModelNotFound
+from llmd.api.schemas import parse_copy, parse_create, parse_delete, parse_show, parse_verify
+from llmd.api.streaming import Event, ndjson_response, status_events
+from llmd.errors import BlobNotFound, CorruptBlobs, ModelNotFound
 from llmd.store import Model, Store, format_modelfile, parse_digest
+from llmd.store.digest import short
 
 
 def _store(request: Request) -> Store:
@@ -112,6 +119,25 @@ async def create_blob(request: Request) -> Response:
     return Response(status_code=201 if created else 200)
 
 
+async def _verify_lines(checks: AsyncIterator[Any]) -> AsyncIterator[Event]:
+    corrupt: list[str] = []
+    async for check in checks:
+        if not check.ok:
+            corrupt.append(check.digest)
+        yield {"status": f"verifying {short(check.digest)}", "digest": check.digest,
+               "total": check.size, "corrupt": not check.ok}
+    if corrupt:
+        raise CorruptBlobs(f"{len(corrupt)} corrupt or missing blob(s): {', '.join(corrupt)}")
+    yield {"status": "success"}
+
+
+async def verify(request: Request) -> Response:
+    raw = await request.body()
+    body = parse_verify(await read_json(request) if raw.strip() else {})
+    checks = _store(request).check_blobs(body.name)
+    return await ndjson_response(_verify_lines(checks), stream=body.stream)
+
+
 routes: list[BaseRoute] = [
     Route("/api/tags", tags, methods=["GET", "HEAD"]),
     Route("/api/show", show, methods=["POST"]),
@@ -120,4 +146,5 @@ routes: list[BaseRoute] = [
     Route("/api/delete", delete, methods=["DELETE"]),
     Route("/api/blobs/{digest}", head_blob, methods=["HEAD"]),
     Route("/api/blobs/{digest}", create_blob, methods=["POST"]),
+    Route("/api/verify", verify, methods=["POST"]),
 ]

@@ -1,13 +1,9 @@
-"""Registry routes: POST /api/pull and /api/push (Ollama's), and POST /api/verify (llmd's own).
+"""Registry routes: POST /api/pull and /api/push (Ollama's).
 
 Bodies: ``{"model", "insecure", "stream", "username", "password"}`` (``name`` is the deprecated
 spelling of ``model``). ``username``/``password`` are Ollama's deprecated credential fields; here
 they are how a private registry's htpasswd or token-server credentials reach llmd (llmctl fills
 them from ``LLMD_REGISTRY_AUTH``). A pull may name a manifest digest: ``model@sha256:<hex>``.
-
-``/api/verify {"model"?}`` hashes the blobs of one model (or of every model) again and streams
-``{"status": "verifying <12 hex>", "digest", "total", "corrupt"}`` per blob, then ``success`` or
-an error line naming the corrupt blobs.
 """
 
 from __future__ import annotations
@@ -23,21 +19,15 @@ from starlette.routing import BaseRoute, Route
 from llmd.api.errors import read_json
 from llmd.api.gojson import field
 from llmd.api.streaming import Event, ndjson_response
-from llmd.errors import CorruptBlobs, InvalidModelName
+from llmd.errors import InvalidModelName
 from llmd.store import ModelName, Store
 from llmd.store.registry import Credentials
-from llmd.store.transfer import Target, Transfers, short
+from llmd.store.transfer import Target, Transfers
 
 
 @dataclass(frozen=True, slots=True)
 class TransferBody:
     target: Target
-    stream: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyBody:
-    name: ModelName | None
     stream: bool = True
 
 
@@ -55,14 +45,6 @@ def parse_transfer(body: Mapping[str, Any], struct: str) -> TransferBody:
     )
     stream = field(body, "stream", bool, struct)
     return TransferBody(target, True if stream is None else stream)
-
-
-def parse_verify(body: Mapping[str, Any]) -> VerifyBody:
-    model = field(body, "model", str, "VerifyRequest")
-    name = field(body, "name", str, "VerifyRequest")
-    text = model or name
-    stream = field(body, "stream", bool, "VerifyRequest")
-    return VerifyBody(ModelName.parse(text) if text else None, True if stream is None else stream)
 
 
 def transfers(request: Request) -> Transfers:
@@ -89,26 +71,7 @@ async def push(request: Request) -> Response:
     return await ndjson_response(_json_lines(transfers(request).push(body.target)), stream=body.stream)
 
 
-async def _verify_lines(checks: AsyncIterator[Any]) -> AsyncIterator[Event]:
-    corrupt: list[str] = []
-    async for check in checks:
-        if not check.ok:
-            corrupt.append(check.digest)
-        yield {"status": f"verifying {short(check.digest)}", "digest": check.digest,
-               "total": check.size, "corrupt": not check.ok}
-    if corrupt:
-        raise CorruptBlobs(f"{len(corrupt)} corrupt or missing blob(s): {', '.join(corrupt)}")
-    yield {"status": "success"}
-
-
-async def verify(request: Request) -> Response:
-    raw = await request.body()
-    body = parse_verify(await read_json(request) if raw.strip() else {})
-    return await ndjson_response(_verify_lines(transfers(request).verify(body.name)), stream=body.stream)
-
-
 routes: list[BaseRoute] = [
     Route("/api/pull", pull, methods=["POST"]),
     Route("/api/push", push, methods=["POST"]),
-    Route("/api/verify", verify, methods=["POST"]),
 ]

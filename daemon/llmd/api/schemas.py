@@ -50,6 +50,17 @@ def parse_show(body: Mapping[str, Any]) -> ShowRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    name: ModelName | None  # None: every model
+    stream: bool = True
+
+
+def parse_verify(body: Mapping[str, Any]) -> VerifyRequest:
+    text = _name(body, "VerifyRequest")
+    return VerifyRequest(ModelName.parse(text) if text else None, _stream(body, "VerifyRequest"))
+
+
+@dataclass(frozen=True, slots=True)
 class CopyRequest:
     source: ModelName
     destination: ModelName

@@ -6,13 +6,12 @@ from llmd.store.gguf import GGUFArray, GGUFInfo, read_gguf_info
 from llmd.store.local_import import create_from_modelfile
 from llmd.store.modelfile import (
     CreateSources,
-    Message,
     Modelfile,
     format_modelfile,
     parse_modelfile,
     resolve_sources,
 )
-from llmd.store.models import CreateRequest, Model
+from llmd.store.models import CreateRequest, Message, Model
 from llmd.store.names import ModelName
 from llmd.store.progress import Progress
 from llmd.store.quantize import parse_type as parse_quantize_type

@@ -41,6 +41,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def file_digest(path: Path) -> str:
+    """The ``sha256:<hex>`` of a file's bytes; blocking, so async callers run it in a thread."""
+    with open(path, "rb") as f:
+        return f"sha256:{hashlib.file_digest(f, 'sha256').hexdigest()}"
+
+
 def _writer_alive(name: str) -> bool:
     try:
         pid = int(name[len(TEMP_PREFIX):].split("-", 1)[0])
@@ -165,14 +171,10 @@ class Blobs:
 
     def verify(self, digest: str) -> bool:
         """True when the blob's bytes still hash to its name."""
-        hasher = hashlib.sha256()
         try:
-            with open(self.path(digest), "rb") as f:
-                while chunk := f.read(CHUNK):
-                    hasher.update(chunk)
+            return file_digest(self.path(digest)) == parse_digest(digest)
         except FileNotFoundError:
             return False
-        return f"sha256:{hasher.hexdigest()}" == parse_digest(digest)
 
     def remove(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)

@@ -24,3 +24,8 @@ def blob_filename(digest: str) -> str:
 
 def digest_of_hex(hexdigest: str) -> str:
     return f"sha256:{hexdigest}"
+
+
+def short(digest: str) -> str:
+    """Ollama's progress id: the 12 hex characters after ``sha256:``."""
+    return digest[7:19]

@@ -10,14 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from llmd.errors import InvalidModelName, InvalidOption, ModelfileError
 from llmd.runner.options import check_parameter
+from llmd.store.models import Message, Model
 from llmd.store.names import ModelName
-
-if TYPE_CHECKING:
-    from llmd.store.models import Model
 
 ROLES = ("system", "user", "assistant")
 _COMMANDS = ("from", "license", "template", "system", "adapter", "parameter", "message", "requires")
@@ -27,12 +24,6 @@ _INVALID_COMMAND = (
 )
 _INSTRUCTION = re.compile(r"[ \t]*([A-Za-z]+)(?=[ \t\r\n]|$)")
 _WORD = re.compile(r"[ \t]*([^ \t\r\n]+)")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: str
-    content: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from llmd.store import manifest as mf
 from llmd.store.blobs import Blobs
 from llmd.store.gguf import GGUFInfo
 from llmd.store.manifest import Manifest
-from llmd.store.modelfile import Message
 from llmd.store.names import ModelName
 
 # How a template shows that a model can do more than complete text: Ollama's Go-template
@@ -35,6 +34,14 @@ NO_TEMPLATE = (
 def lacks_template(template: str | None, info: GGUFInfo) -> bool:
     """A chat model that chat would prompt with bare text: no TEMPLATE, no GGUF chat template."""
     return template is None and info.chat_template is None and not info.pooling
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A MESSAGE of a Modelfile, kept in the model's messages layer."""
+
+    role: str
+    content: str
 
 
 @dataclass(frozen=True, slots=True)

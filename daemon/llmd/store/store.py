@@ -16,9 +16,10 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
 from pathlib import Path
 
-from llmd.errors import InsufficientStorage, InvalidModelFile, ModelNotFound
+from llmd.errors import InsufficientStorage, InvalidDigest, InvalidModelFile, ModelNotFound
 from llmd.store import manifest as mf
 from llmd.store.blobs import CHUNK, Blobs, clean_temp_files
 from llmd.store.create import Status, TemplateCheck, build_layers
@@ -37,6 +38,15 @@ log = logging.getLogger(__name__)
 
 # Ollama's layerPruneGracePeriod: a blob uploaded for a create that has not happened yet is kept.
 PRUNE_GRACE = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCheck:
+    """One blob hashed again (``/api/verify``): ``ok`` when it is there and matches its digest."""
+
+    digest: str
+    size: int
+    ok: bool
 
 
 class Store:
@@ -174,19 +184,31 @@ class Store:
         """Every usable model, newest first; unusable manifests are skipped with a log line."""
         return await asyncio.to_thread(self._list)
 
-    def _get(self, name: ModelName) -> Model:
+    def _get(self, name: ModelName) -> tuple[Model, Path]:
         found = self._find(name)
         if found is None:
             raise ModelNotFound(f"model '{name.short}' not found")
         try:
-            return self._read(*found)
+            return self._read(*found), found[1]
         except BrokenManifest as exc:
             log.warning("unusable manifest", extra={"model": name.short, "reason": str(exc)})
             raise ModelNotFound(f"model '{name.short}' not found") from None
 
     async def get(self, name: ModelName) -> Model:
         """The model named (case-insensitively); ModelNotFound."""
-        return await asyncio.to_thread(self._get, name)
+        model, _ = await asyncio.to_thread(self._get, name)
+        return model
+
+    async def manifest_bytes(self, name: ModelName) -> bytes:
+        """The manifest of the model ``get`` finds, as written: what a push sends; ModelNotFound."""
+        return await asyncio.to_thread(self._manifest_bytes, name)
+
+    def _manifest_bytes(self, name: ModelName) -> bytes:
+        _, path = self._get(name)
+        try:
+            return path.read_bytes()
+        except OSError:
+            raise ModelNotFound(f"model '{name.short}' not found") from None
 
     # --- changing --------------------------------------------------------------------------------
 
@@ -277,11 +299,17 @@ class Store:
         if old is not None:
             self._remove_unreferenced(old.digests())
 
+    async def check_blobs(self, name: ModelName | None) -> AsyncIterator[BlobCheck]:
+        """Hash every blob of ``name`` (or of every model) again, in digest order; ModelNotFound."""
+        sizes = await asyncio.to_thread(self._blob_sizes, name)
+        for digest, size in sorted(sizes.items()):
+            yield BlobCheck(digest, size, await asyncio.to_thread(self._blobs.verify, digest))
+
     async def verify(self, name: ModelName | None) -> list[str]:
         """Digests of the blobs (of ``name``, or of every model) that are missing or corrupt."""
-        return await asyncio.to_thread(self._verify, name)
+        return [check.digest async for check in self.check_blobs(name) if not check.ok]
 
-    def _verify(self, name: ModelName | None) -> list[str]:
+    def _blob_sizes(self, name: ModelName | None) -> dict[str, int]:
         if name is None:
             paths = [path for _, path in iter_manifests(self.root)]
         else:
@@ -289,12 +317,15 @@ class Store:
             if found is None:
                 raise ModelNotFound(f"model '{name.short}' not found")
             paths = [found[1]]
-        digests: set[str] = set()
+        sizes: dict[str, int] = {}
         for path in paths:
-            manifest = _read_manifest(path)
-            if manifest is not None:
-                digests |= manifest.digests()
-        return sorted(d for d in digests if not self._blobs.verify(d))
+            try:
+                manifest = Manifest.from_bytes(path.read_bytes())
+            except (OSError, ValueError, InvalidDigest):
+                continue  # an unreadable manifest names no blobs to check
+            for layer in (*manifest.layers, manifest.config):
+                sizes[layer.digest] = layer.size
+        return sizes
 
     # --- startup ---------------------------------------------------------------------------------
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmd.errors import LlmdError, ModelNotFound, PinMismatch, RegistryError
-from llmd.store.blobs import CHUNK, fsync_dir, temp_path
-from llmd.store.digest import parse_digest
-from llmd.store.manifest import Manifest, iter_manifests
+from llmd.store.blobs import CHUNK, file_digest, fsync_dir, temp_path
+from llmd.store.digest import parse_digest, short
+from llmd.store.manifest import Manifest
 from llmd.store.names import ModelName
 from llmd.store.progress import Progress
 from llmd.store.registry import (
@@ -78,18 +78,6 @@ class Target:
     def client(self, *, push: bool = False) -> RegistryClient:
         repo = Repository.for_name(self.name, insecure=self.insecure)
         return RegistryClient(repo, credentials=self.credentials, push=push)
-
-
-@dataclass(frozen=True, slots=True)
-class BlobCheck:
-    digest: str
-    size: int
-    ok: bool
-
-
-def short(digest: str) -> str:
-    """Ollama's progress id: the 12 hex characters after ``sha256:``."""
-    return digest[7:19]
 
 
 def partial_path(blobs_dir: Path, digest: str) -> Path:
@@ -178,11 +166,7 @@ def prepare_partial(data: Path, state: Path, total: int) -> list[Part]:
 
 def finish_partial(data: Path, state: Path, final: Path, digest: str) -> None:
     """Hash the partial file; rename it into place if it matches, else remove it and raise."""
-    hasher = hashlib.sha256()
-    with open(data, "rb") as f:
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
-    actual = f"sha256:{hasher.hexdigest()}"
+    actual = file_digest(data)
     if actual != digest:
         data.unlink(missing_ok=True)
         state.unlink(missing_ok=True)
@@ -376,12 +360,10 @@ class Transfers:
     async def push(self, target: Target) -> AsyncIterator[Progress]:
         """Ollama's PushModel: each layer not already there, then the manifest; raises LlmdError."""
         yield Progress("retrieving manifest")
-        model = await self.store.get(target.name)
-        path = model.name.manifest_path(self.store.root)
+        data = await self.store.manifest_bytes(target.name)
         try:
-            data = await asyncio.to_thread(path.read_bytes)
             manifest = Manifest.from_bytes(data)
-        except (OSError, ValueError):
+        except ValueError:
             raise ModelNotFound(f"model '{target.name.short}' not found") from None
         media_type = json.loads(data).get("mediaType") or DOCKER_MANIFEST
         async with target.client(push=True) as client:
@@ -407,33 +389,6 @@ class Transfers:
             await client.put_manifest(target.name.tag, data, media_type)
         yield Progress("success")
 
-    # --- verify ----------------------------------------------------------------------------------
-
-    async def verify(self, name: ModelName | None) -> AsyncIterator[BlobCheck]:
-        """Hash every blob of ``name`` (or of every model) again; ModelNotFound for an unknown name."""
-        digests = await asyncio.to_thread(self._digests, name)
-        for digest, size in sorted(digests.items()):
-            ok = await asyncio.to_thread(_hash_matches, self.store.blob_path(digest), digest)
-            yield BlobCheck(digest, size, ok)
-
-    def _digests(self, name: ModelName | None) -> dict[str, int]:
-        key = name.casefold_key() if name else None
-        out: dict[str, int] = {}
-        matched = False
-        for found, path in iter_manifests(self.store.root):
-            if key is not None and found.casefold_key() != key:
-                continue
-            matched = True
-            try:
-                manifest = Manifest.from_bytes(path.read_bytes())
-            except (OSError, ValueError, LlmdError):
-                continue
-            for layer in (*manifest.layers, manifest.config):
-                out[layer.digest] = layer.size
-        if name is not None and not matched:
-            raise ModelNotFound(f"model '{name.short}' not found")
-        return out
-
 
 async def _read_blob(path: Path, sent: list[int]) -> AsyncIterator[bytes]:
     f = await asyncio.to_thread(open, path, "rb")
@@ -443,14 +398,3 @@ async def _read_blob(path: Path, sent: list[int]) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()
-
-
-def _hash_matches(path: Path, digest: str) -> bool:
-    hasher = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                hasher.update(chunk)
-    except FileNotFoundError:
-        return False
-    return f"sha256:{hasher.hexdigest()}" == digest
