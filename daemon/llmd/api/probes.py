@@ -79,10 +79,7 @@ class MetricsMiddleware:
         started = time.perf_counter()
         status = requestlog.SentStatus(send)
         try:
-            await self.app(scope, receive, status.send)
-        except Exception:
-            status.crashed()
-            raise
+            await status.serve(self.app, scope, receive)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.request(route, _model(scope), status.code, time.perf_counter() - started)

@@ -99,9 +99,14 @@ class SentStatus:
             self.code = int(message["status"])
         await self._send(message)
 
-    def crashed(self) -> None:
-        if self.code == 499:  # cancellation, a BaseException, never gets here: it keeps 499
-            self.code = 500
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        """Run ``app`` with its sends watched."""
+        try:
+            await app(scope, receive, self.send)
+        except Exception:  # cancellation is a BaseException: it keeps 499
+            if self.code == 499:
+                self.code = 500
+            raise
 
 
 class RequestLogMiddleware:
@@ -119,10 +124,7 @@ class RequestLogMiddleware:
         state[REQUEST_ID] = request_id
         status = SentStatus(send)
         try:
-            await self.app(scope, receive, status.send)
-        except Exception:
-            status.crashed()
-            raise
+            await status.serve(self.app, scope, receive)
         finally:
             fields: dict[str, Any] = {
                 "MESSAGE_ID": messages.REQUEST,
