@@ -132,23 +132,22 @@ async def _rendered(
         yield render(model, item)
 
 
-async def generate(request: Request) -> Response:
-    req = parse_generate(await read_json(request))
+async def _generation(request: Request, parse: Any, run: Any, render: Any) -> Response:
+    """/api/generate and /api/chat: parse, check the caps, run, stream NDJSON (or one object)."""
+    req = parse(await read_json(request))
     limits.check_generation(req, request.app.state.config)
-    items = runs.generate(services(request), req)
-    rendered = _rendered(items, generate_json, req.model, request.state)
+    rendered = _rendered(run(services(request), req), render, req.model, request.state)
     # a load or unload is one application/json object whatever `stream` says, as Ollama's c.JSON
     stream = req.stream and not runs.loads_only(req)
     return await ndjson_response(rendered, stream=stream, collapse=collapse)
 
 
+async def generate(request: Request) -> Response:
+    return await _generation(request, parse_generate, runs.generate, generate_json)
+
+
 async def chat(request: Request) -> Response:
-    req = parse_chat(await read_json(request))
-    limits.check_generation(req, request.app.state.config)
-    items = runs.chat(services(request), req)
-    rendered = _rendered(items, chat_json, req.model, request.state)
-    stream = req.stream and not runs.loads_only(req)
-    return await ndjson_response(rendered, stream=stream, collapse=collapse)
+    return await _generation(request, parse_chat, runs.chat, chat_json)
 
 
 async def embed(request: Request) -> Response:
