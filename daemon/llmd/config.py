@@ -195,7 +195,8 @@ class Config:
     keys_file: Path | None = None  # None: api-keys.json beside the models directory
     public_metrics: bool = False  # /metrics without a key, for a scraper that cannot send one
     metrics: bool = True  # record and serve GET /metrics
-    # Request limits (api/limits.py, inference/limits.py): bad values there are 400s naming the field, bodies 413.
+    # Request limits (api/limits.py for bodies, 413; inference/limits.py for fields, 400s naming
+    # the field).
     max_request_bytes: int = 32 * 1024 * 1024
     max_num_ctx: int = 1024 * 1024
     max_num_predict: int = 1024 * 1024

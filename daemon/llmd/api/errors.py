@@ -216,5 +216,7 @@ async def read_json(request: Request) -> dict[str, Any]:
     except RecursionError:
         raise InvalidRequest("json: exceeded max depth") from None
     if not isinstance(data, dict):
-        raise InvalidRequest(f"json: cannot unmarshal {gojson.kind(data)} into Go value of type object")
+        raise InvalidRequest(
+            f"json: cannot unmarshal {gojson.kind(data)} into Go value of type object"
+        )
     return {str(key).lower(): value for key, value in data.items()}

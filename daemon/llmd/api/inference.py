@@ -1,7 +1,8 @@
 """Native inference routes: /api/generate, /api/chat, /api/embed, /api/embeddings and /api/ps.
 
-Each handler parses the body (inference_schemas), calls one function of ``llmd.inference.run`` and renders
-its typed items as Ollama's JSON objects; NDJSON framing and in-stream errors are streaming.py's.
+Each handler parses the body (inference_schemas), calls one function of ``llmd.inference.run``
+and renders its typed items as Ollama's JSON objects; NDJSON framing and in-stream errors are
+streaming.py's.
 """
 
 from __future__ import annotations

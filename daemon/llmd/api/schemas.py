@@ -2,7 +2,8 @@
 
 Each ``parse_*`` takes the dict from ``errors.read_json`` (top-level keys lower-cased) and
 raises InvalidRequest with Ollama's wording; below this module nothing re-checks types.
-Type errors read like Go's encoding/json ones (``gojson``), since that is what Ollama clients have seen.
+Type errors read like Go's encoding/json ones (``gojson``), since that is what Ollama clients
+have seen.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Running a generate, chat or embed request: resolve the model, check it can do what is asked,
-lease a runner, render the prompt, and yield typed ``Chunk``/``Final`` items (llmd.inference.values).
+lease a runner, render the prompt, and yield typed ``Chunk``/``Final`` items (``values.py``).
 
 Everything that can be refused is refused before the first item, so the API answers it with a
 status code; an error after that reaches the client as an in-stream error. The API handlers

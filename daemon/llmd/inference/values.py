@@ -1,7 +1,8 @@
 """What an inference request asks for and what comes back, as typed values below the API.
 
-``api/inference_schemas.py`` builds the requests from native JSON and ``api/openai_convert.py`` from
-OpenAI JSON; ``inference/run.py`` runs them and yields the chunks; the API renders chunks back to JSON.
+``api/inference_schemas.py`` builds the requests from native JSON, and ``api/openai_convert.py``
+and its siblings from OpenAI and Anthropic JSON; ``inference/run.py`` runs them and yields the
+chunks; the API renders chunks back to JSON.
 Tool schemas, tool-call arguments and ``format`` schemas stay JSON values: they are data that a
 template or a grammar reads, not fields llmd interprets.
 """
