@@ -20,7 +20,7 @@ from llmd.api.errors import read_json
 from llmd.api.gojson import field
 from llmd.api.streaming import Event, ndjson_response
 from llmd.errors import InvalidModelName
-from llmd.store import ModelName, Store
+from llmd.store import Store
 from llmd.store.registry import Credentials
 from llmd.store.transfer import Target, Transfers
 
