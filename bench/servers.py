@@ -191,9 +191,11 @@ class Llmd:
         if (self.models / "manifests").exists():
             return
         # A Modelfile of our own: conf/smollm2.Modelfile sets num_ctx and temperature, which would
-        # override --ctx here and differ from what llama-server is given.
+        # override --ctx here and differ from what llama-server is given. No num_ctx either: the
+        # model is created once per workdir, and the conversation rows' servers run with a larger
+        # context than the fresh-prompt rows' (OLLAMA_CONTEXT_LENGTH, from env(), sets it for each).
         modelfile = self.workdir / "Modelfile"
-        modelfile.write_text(f"FROM {s.gguf}\nPARAMETER num_ctx {s.ctx}\n")
+        modelfile.write_text(f"FROM {s.gguf}\n")
         result = subprocess.run(
             [
                 *self.command,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import compare
 import loadgen
+import httpx
 import pytest
 import servers
 
@@ -41,3 +42,18 @@ def test_socket_activated_llmd_starts_on_the_first_connection_and_streams_a_toke
         llmd.stop()
     assert stream.chunk_times
     assert 0 < stream.tokens <= 8
+
+
+def test_servers_sharing_a_workdir_each_run_with_the_context_they_are_given(
+    gguf_path: Path, tmp_path: Path
+) -> None:
+    # the conversation rows reuse the fresh-prompt rows' store with a larger context per slot
+    for ctx in (512, 1024):
+        llmd = servers.Llmd(servers.Settings(gguf_path, threads=1, parallel=1, ctx=ctx), tmp_path)
+        try:
+            llmd.start()
+            asyncio.run(loadgen.run_clients(llmd.url, llmd.model, 1, 1, 1))
+            [running] = httpx.get(f"{llmd.url}/api/ps").json()["models"]
+        finally:
+            llmd.stop()
+        assert running["context_length"] == ctx
