@@ -41,15 +41,7 @@ from typing import Any
 from llmd.api import body_fields as fields
 from llmd.errors import InvalidRequest
 from llmd.inference.values import (
-    ChatRequest,
-    Chunk,
-    Final,
-    Format,
-    Message,
-    Output,
-    Sampling,
-    Tool,
-    ToolCall,
+    ChatRequest, Chunk, Final, Format, Message, Output, Sampling, Tool, ToolCall,
 )
 from llmd.api.openai_convert import image_from_url, think_from_effort
 from llmd.inference.tool_choice import forced_call_schema
