@@ -92,9 +92,12 @@ def build_app(
     ``lifespan`` wraps the app's life (start the scheduler, stop runners on shutdown); state is
     set on ``app.state`` before it runs, so it may read it. Once it has started, /ready says so.
     """
-    metrics = state.metrics or getattr(state.scheduler, "metrics", None) or Metrics(
-        state.config.metrics
-    )
+    if state.metrics is not None:
+        metrics = state.metrics
+    elif state.scheduler is not None:
+        metrics = state.scheduler.metrics
+    else:
+        metrics = Metrics(state.config.metrics)
     state = dataclasses.replace(state, metrics=metrics)
     metrics.in_flight = lambda: state.traffic.in_flight
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import math
 import re
 import time
 from datetime import datetime
@@ -68,23 +67,9 @@ WATCH_INTERVAL = 1.0  # seconds between looks at the scheduler for loads and unl
 Reload = Callable[[], Awaitable[Config] | Config]
 
 
-def _name_of(model: Any) -> str:
-    name = getattr(model, "name", model)
-    return str(getattr(name, "short", name))
-
-
-def _unix_seconds(expires_at: Any) -> int:
-    """Expiry on the bus: unix seconds, 0 for forever (or not yet counting down)."""
-    if expires_at is None:
-        return 0
-    if isinstance(expires_at, datetime):
-        return int(expires_at.timestamp())
-    value = float(expires_at)
-    if math.isinf(value) or value <= 0:
-        return 0
-    if value < 1e9:  # a monotonic deadline: translate it to wall-clock time
-        value = time.time() + (value - time.monotonic())
-    return int(value)
+def _unix_seconds(at: datetime | None) -> int:
+    """A time on the bus: unix seconds, 0 for none (kept forever, or no retry scheduled)."""
+    return 0 if at is None else int(at.timestamp())
 
 
 def _parse_name(text: str) -> ModelName:
@@ -152,9 +137,9 @@ class ManagerService(Manager1):
     @dbus_property_async_override()
     def runner_cpus(self) -> list[RunnerCpu]:
         return [
-            (_name_of(r.model), r.cpu.variant, " ".join(r.cpu.features))
+            (r.model.name.short, r.cpu.variant, " ".join(r.cpu.features))
             for r in self._running
-            if getattr(r, "cpu", None) is not None
+            if r.cpu is not None
         ]
 
     @dbus_property_async_override()
@@ -310,7 +295,7 @@ class ManagerService(Manager1):
     def _running_rows(self) -> list[RunningModel]:
         return [
             (
-                _name_of(r.model),
+                r.model.name.short,
                 int(r.size),
                 _unix_seconds(r.expires_at),
                 int(r.in_flight),
