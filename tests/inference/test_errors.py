@@ -200,7 +200,7 @@ def _varied(body: dict[str, object], attempt: int) -> dict[str, object]:
         ("/api/generate", {"model": MODEL, "prompt": STORY, "stream": False, "options": LONG}),
         ("/api/chat", {"model": MODEL, "stream": False, "options": LONG,
                        "messages": [{"role": "user", "content": STORY}]}),
-        ("/v1/chat/completions", {"model": MODEL, "max_tokens": 100000,
+        ("/v1/chat/completions", {"model": MODEL, "max_tokens": 100000, "temperature": 0,
                                   "messages": [{"role": "user", "content": STORY}]}),
         # a bare completion (no chat template): a count to continue, not a question to answer
         ("/v1/completions", {"model": MODEL, "prompt": COUNTING, "max_tokens": 100000, "temperature": 0}),
